@@ -1,0 +1,1 @@
+//! Mock upstream: see README of the crate.

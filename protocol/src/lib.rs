@@ -1,0 +1,32 @@
+//! Wire formats of the LLM APIs ezrouter speaks, one intermediate representation (IR) between them,
+//! and pure translators: no Pingora types, no I/O, so every mapping is unit-testable.
+//!
+//! Dialects: OpenAI Chat Completions ([`Dialect::OpenAi`], also OpenAI-compatible vendors),
+//! Anthropic Messages ([`Dialect::Anthropic`]) and Gemini `generateContent` ([`Dialect::Gemini`]).
+
+pub mod error;
+pub mod probe;
+pub mod usage;
+
+pub use error::{ApiError, ErrorKind};
+pub use usage::Usage;
+
+/// An API dialect: the shape of requests, responses, streams and error envelopes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Dialect {
+    #[serde(rename = "openai")]
+    OpenAi,
+    Anthropic,
+    Gemini,
+}
+
+impl Dialect {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Dialect::OpenAi => "openai",
+            Dialect::Anthropic => "anthropic",
+            Dialect::Gemini => "gemini",
+        }
+    }
+}

@@ -1,0 +1,1 @@
+//! Request probing: see the module body.
