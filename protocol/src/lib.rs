@@ -4,10 +4,12 @@
 //! Dialects: OpenAI Chat Completions ([`Dialect::OpenAi`], also OpenAI-compatible vendors),
 //! Anthropic Messages ([`Dialect::Anthropic`]) and Gemini `generateContent` ([`Dialect::Gemini`]).
 
+pub mod context;
 pub mod error;
 pub mod probe;
 pub mod usage;
 
+pub use context::ResponseContext;
 pub use error::{ApiError, ErrorKind};
 pub use usage::Usage;
 
