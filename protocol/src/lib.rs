@@ -7,6 +7,7 @@
 pub mod context;
 pub mod error;
 pub mod probe;
+pub mod sse;
 pub mod usage;
 
 pub use context::ResponseContext;
