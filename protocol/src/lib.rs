@@ -4,11 +4,19 @@
 //! Dialects: OpenAI Chat Completions ([`Dialect::OpenAi`], also OpenAI-compatible vendors),
 //! Anthropic Messages ([`Dialect::Anthropic`]) and Gemini `generateContent` ([`Dialect::Gemini`]).
 
+pub mod caps;
+pub mod context;
 pub mod error;
+pub mod ir;
 pub mod probe;
+pub mod request;
+pub mod signature;
+pub mod sse;
 pub mod usage;
 
+pub use context::ResponseContext;
 pub use error::{ApiError, ErrorKind};
+pub use request::{translate_request, Target, Translated};
 pub use usage::Usage;
 
 /// An API dialect: the shape of requests, responses, streams and error envelopes.
