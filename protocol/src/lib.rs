@@ -10,13 +10,16 @@ pub mod error;
 pub mod ir;
 pub mod probe;
 pub mod request;
+pub mod response;
 pub mod signature;
 pub mod sse;
+mod stream;
 pub mod usage;
 
 pub use context::ResponseContext;
 pub use error::{ApiError, ErrorKind};
 pub use request::{translate_request, Target, Translated};
+pub use response::{response_translator, stream_error_event, upstream_error, ResponseTranslator};
 pub use usage::Usage;
 
 /// An API dialect: the shape of requests, responses, streams and error envelopes.

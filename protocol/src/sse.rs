@@ -310,7 +310,10 @@ mod tests {
     fn invalid_utf8_is_replaced_not_dropped() {
         let mut p = SseParser::new();
         p.feed(b"data: a\xffb\n\n");
-        assert_eq!(collect(&mut p), vec![("".into(), Some("a\u{fffd}b".into()))]);
+        assert_eq!(
+            collect(&mut p),
+            vec![("".into(), Some("a\u{fffd}b".into()))]
+        );
     }
 
     #[test]

@@ -1,0 +1,45 @@
+//! Response translation: upstream answers (one JSON body or an SSE stream) into what the client
+//! expects, in its own dialect and stream mode.
+//!
+//! The gateway builds one [`ResponseTranslator`] per exchange with [`response_translator`] from the
+//! [`ResponseContext`] that request translation produced, pushes the upstream body through it as it
+//! arrives and sends what comes out. Same dialect and stream mode on both sides is a byte-exact
+//! pass-through (usage read on the side); every other combination goes through the response IR
+//! ([`message::Message`] for whole bodies, the streaming state machines of `crate::stream` for
+//! streams).
+
+pub mod error;
+pub mod finish;
+pub(crate) mod ids;
+pub mod message;
+pub mod usage;
+
+pub use error::{stream_error_event, upstream_error};
+pub use finish::Finish;
+pub use message::{Block, Message};
+
+use crate::{ApiError, ResponseContext, Usage};
+
+/// Converts one upstream answer for the client, incrementally.
+pub trait ResponseTranslator: Send {
+    /// Upstream body bytes as they arrive (any split); appends what the client should receive now.
+    fn push(&mut self, chunk: &[u8], out: &mut Vec<u8>);
+    /// Upstream body ended. Appends the tail. For a JSON client this is where the whole body is
+    /// produced; Err when the upstream body cannot be converted (the gateway then answers with the
+    /// error instead).
+    fn finish(&mut self, out: &mut Vec<u8>) -> Result<(), ApiError>;
+    /// Usage seen so far (normalized); final after finish().
+    fn usage(&self) -> Usage;
+    /// Content-Type for the client response.
+    fn content_type(&self) -> &'static str;
+}
+
+/// The translator for one exchange described by `ctx`:
+/// - JSON client: `push` appends nothing, `finish` appends the whole body (or fails);
+/// - streaming client: `push`/`finish` append SSE in the client's dialect, event by event as the
+///   upstream bytes arrive (a JSON upstream is turned into a synthesized event sequence at
+///   `finish`). An upstream stream that ends before finishing yields an error event, never a
+///   silently truncated answer.
+pub fn response_translator(ctx: ResponseContext) -> Box<dyn ResponseTranslator> {
+    crate::stream::build(ctx, ids::now_unix(), ids::random_seed())
+}

@@ -1,0 +1,352 @@
+//! Usage on the wire (protocols.md §2.9): each dialect's usage object into the normalized
+//! [`Usage`], and back.
+//!
+//! Normalized: `input` excludes cache reads and writes, `output` includes reasoning.
+
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use crate::Usage;
+
+/// Some fields of a usage record; later patches overwrite earlier ones field by field
+/// (Anthropic sends input numbers in `message_start` and cumulative output in `message_delta`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct UsagePatch {
+    pub input: Option<u64>,
+    pub cache_read: Option<u64>,
+    pub cache_write: Option<u64>,
+    pub reasoning: Option<u64>,
+    pub output: Option<u64>,
+}
+
+impl UsagePatch {
+    pub fn full(u: Usage) -> Self {
+        UsagePatch {
+            input: Some(u.input),
+            cache_read: Some(u.cache_read),
+            cache_write: Some(u.cache_write),
+            reasoning: Some(u.reasoning),
+            output: Some(u.output),
+        }
+    }
+
+    pub fn apply(&self, u: &mut Usage) {
+        if let Some(v) = self.input {
+            u.input = v;
+        }
+        if let Some(v) = self.cache_read {
+            u.cache_read = v;
+        }
+        if let Some(v) = self.cache_write {
+            u.cache_write = v;
+        }
+        if let Some(v) = self.reasoning {
+            u.reasoning = v;
+        }
+        if let Some(v) = self.output {
+            u.output = v;
+        }
+    }
+
+    pub fn has_output(&self) -> bool {
+        self.output.is_some()
+    }
+}
+
+/// OpenAI `CompletionUsage`, with the DeepSeek and Kimi cache spellings.
+#[derive(Debug, Default, Deserialize)]
+pub struct OpenAiUsage {
+    #[serde(default)]
+    pub prompt_tokens: Option<u64>,
+    #[serde(default)]
+    pub completion_tokens: Option<u64>,
+    #[serde(default)]
+    pub prompt_tokens_details: Option<OpenAiPromptDetails>,
+    #[serde(default)]
+    pub completion_tokens_details: Option<OpenAiCompletionDetails>,
+    /// DeepSeek.
+    #[serde(default)]
+    pub prompt_cache_hit_tokens: Option<u64>,
+    /// Kimi (top level).
+    #[serde(default)]
+    pub cached_tokens: Option<u64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct OpenAiPromptDetails {
+    #[serde(default)]
+    pub cached_tokens: Option<u64>,
+    #[serde(default)]
+    pub cache_write_tokens: Option<u64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct OpenAiCompletionDetails {
+    #[serde(default)]
+    pub reasoning_tokens: Option<u64>,
+}
+
+impl OpenAiUsage {
+    /// Whether the record carries any numbers (some vendors send `usage:{}`).
+    pub fn is_present(&self) -> bool {
+        self.prompt_tokens.is_some() || self.completion_tokens.is_some()
+    }
+
+    pub fn normalize(&self) -> Usage {
+        let details = self.prompt_tokens_details.as_ref();
+        let cache_read = details
+            .and_then(|d| d.cached_tokens)
+            .or(self.prompt_cache_hit_tokens)
+            .or(self.cached_tokens)
+            .unwrap_or(0);
+        let cache_write = details.and_then(|d| d.cache_write_tokens).unwrap_or(0);
+        let prompt = self.prompt_tokens.unwrap_or(0);
+        Usage {
+            input: prompt.saturating_sub(cache_read + cache_write),
+            cache_read,
+            cache_write,
+            reasoning: self
+                .completion_tokens_details
+                .as_ref()
+                .and_then(|d| d.reasoning_tokens)
+                .unwrap_or(0),
+            output: self.completion_tokens.unwrap_or(0),
+        }
+    }
+}
+
+/// Anthropic `Usage` / `MessageDeltaUsage` (every field optional: deltas carry a subset).
+#[derive(Debug, Default, Deserialize)]
+pub struct AnthropicUsage {
+    #[serde(default)]
+    pub input_tokens: Option<u64>,
+    #[serde(default)]
+    pub cache_creation_input_tokens: Option<u64>,
+    #[serde(default)]
+    pub cache_read_input_tokens: Option<u64>,
+    #[serde(default)]
+    pub output_tokens: Option<u64>,
+    #[serde(default)]
+    pub output_tokens_details: Option<AnthropicOutputDetails>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct AnthropicOutputDetails {
+    #[serde(default)]
+    pub thinking_tokens: Option<u64>,
+}
+
+impl AnthropicUsage {
+    pub fn patch(&self) -> UsagePatch {
+        UsagePatch {
+            input: self.input_tokens,
+            cache_read: self.cache_read_input_tokens,
+            cache_write: self.cache_creation_input_tokens,
+            reasoning: self
+                .output_tokens_details
+                .as_ref()
+                .and_then(|d| d.thinking_tokens),
+            output: self.output_tokens,
+        }
+    }
+}
+
+/// Gemini `usageMetadata`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GeminiUsage {
+    #[serde(default)]
+    pub prompt_token_count: Option<u64>,
+    #[serde(default)]
+    pub cached_content_token_count: Option<u64>,
+    #[serde(default)]
+    pub candidates_token_count: Option<u64>,
+    #[serde(default)]
+    pub thoughts_token_count: Option<u64>,
+    #[serde(default)]
+    pub tool_use_prompt_token_count: Option<u64>,
+}
+
+impl GeminiUsage {
+    pub fn normalize(&self) -> Usage {
+        let prompt =
+            self.prompt_token_count.unwrap_or(0) + self.tool_use_prompt_token_count.unwrap_or(0);
+        let cache_read = self.cached_content_token_count.unwrap_or(0);
+        let thoughts = self.thoughts_token_count.unwrap_or(0);
+        Usage {
+            input: prompt.saturating_sub(cache_read),
+            cache_read,
+            cache_write: 0,
+            reasoning: thoughts,
+            output: self.candidates_token_count.unwrap_or(0) + thoughts,
+        }
+    }
+
+    /// A chunk may carry only the prompt count (output still unknown).
+    pub fn patch(&self) -> UsagePatch {
+        let u = self.normalize();
+        let mut p = UsagePatch::full(u);
+        if self.candidates_token_count.is_none() && self.thoughts_token_count.is_none() {
+            p.output = None;
+            p.reasoning = None;
+        }
+        p
+    }
+}
+
+/// OpenAI `usage` object.
+pub fn to_openai(u: &Usage) -> Value {
+    let prompt = u.prompt_total();
+    let mut details = json!({ "cached_tokens": u.cache_read });
+    if u.cache_write > 0 {
+        details["cache_write_tokens"] = json!(u.cache_write);
+    }
+    json!({
+        "prompt_tokens": prompt,
+        "completion_tokens": u.output,
+        "total_tokens": prompt + u.output,
+        "prompt_tokens_details": details,
+        "completion_tokens_details": { "reasoning_tokens": u.reasoning },
+    })
+}
+
+/// Anthropic `usage` object: every field present (Claude Code reads the cache fields).
+pub fn to_anthropic(u: &Usage) -> Value {
+    json!({
+        "input_tokens": u.input,
+        "cache_creation_input_tokens": u.cache_write,
+        "cache_read_input_tokens": u.cache_read,
+        "output_tokens": u.output,
+    })
+}
+
+/// Gemini `usageMetadata`.
+pub fn to_gemini(u: &Usage) -> Value {
+    let prompt = u.prompt_total();
+    let mut v = json!({
+        "promptTokenCount": prompt,
+        "candidatesTokenCount": u.output.saturating_sub(u.reasoning),
+        "totalTokenCount": prompt + u.output,
+    });
+    if u.cache_read > 0 {
+        v["cachedContentTokenCount"] = json!(u.cache_read);
+    }
+    if u.reasoning > 0 {
+        v["thoughtsTokenCount"] = json!(u.reasoning);
+    }
+    v
+}
+
+/// The normalized usage of a whole (non-stream) body or of one stream chunk in `dialect`, if it
+/// carries any. Used by the pass-through paths.
+pub fn usage_patch_of(dialect: crate::Dialect, v: &Value) -> Option<UsagePatch> {
+    match dialect {
+        crate::Dialect::OpenAi => {
+            let u = OpenAiUsage::deserialize(v.get("usage")?).ok()?;
+            u.is_present().then(|| UsagePatch::full(u.normalize()))
+        }
+        crate::Dialect::Anthropic => {
+            let u = v
+                .get("usage")
+                .or_else(|| v.get("message").and_then(|m| m.get("usage")))?;
+            Some(AnthropicUsage::deserialize(u).ok()?.patch())
+        }
+        crate::Dialect::Gemini => Some(
+            GeminiUsage::deserialize(v.get("usageMetadata")?)
+                .ok()?
+                .patch(),
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn o(v: Value) -> Usage {
+        OpenAiUsage::deserialize(&v).unwrap().normalize()
+    }
+
+    #[test]
+    fn openai_prompt_includes_cache_and_completion_includes_reasoning() {
+        let u = o(
+            json!({"prompt_tokens":90,"completion_tokens":40,"total_tokens":130,
+            "prompt_tokens_details":{"cached_tokens":64},"completion_tokens_details":{"reasoning_tokens":10}}),
+        );
+        assert_eq!(
+            u,
+            Usage {
+                input: 26,
+                cache_read: 64,
+                cache_write: 0,
+                reasoning: 10,
+                output: 40
+            }
+        );
+        let back = to_openai(&u);
+        assert_eq!(back["prompt_tokens"], 90);
+        assert_eq!(back["completion_tokens"], 40);
+        assert_eq!(back["total_tokens"], 130);
+        assert_eq!(back["prompt_tokens_details"]["cached_tokens"], 64);
+        assert_eq!(back["completion_tokens_details"]["reasoning_tokens"], 10);
+        let a = to_anthropic(&u);
+        assert_eq!(a["input_tokens"], 26);
+        assert_eq!(a["cache_read_input_tokens"], 64);
+        assert_eq!(a["cache_creation_input_tokens"], 0);
+        assert_eq!(a["output_tokens"], 40);
+    }
+
+    #[test]
+    fn deepseek_and_kimi_cache_spellings() {
+        let u = o(
+            json!({"prompt_tokens":100,"completion_tokens":5,"prompt_cache_hit_tokens":80,"prompt_cache_miss_tokens":20}),
+        );
+        assert_eq!((u.input, u.cache_read), (20, 80));
+        let u = o(json!({"prompt_tokens":100,"completion_tokens":5,"cached_tokens":30}));
+        assert_eq!((u.input, u.cache_read), (70, 30));
+        let u = o(
+            json!({"prompt_tokens":10,"completion_tokens":5,"prompt_tokens_details":{"cached_tokens":null}}),
+        );
+        assert_eq!((u.input, u.cache_read), (10, 0));
+    }
+
+    #[test]
+    fn anthropic_input_excludes_cache() {
+        let v = json!({"input_tokens":12,"cache_creation_input_tokens":100,"cache_read_input_tokens":2048,"output_tokens":87});
+        let mut u = Usage::default();
+        AnthropicUsage::deserialize(&v)
+            .unwrap()
+            .patch()
+            .apply(&mut u);
+        assert_eq!(u.prompt_total(), 2160);
+        let back = to_openai(&u);
+        assert_eq!(back["prompt_tokens"], 2160);
+        assert_eq!(back["prompt_tokens_details"]["cached_tokens"], 2048);
+        assert_eq!(back["prompt_tokens_details"]["cache_write_tokens"], 100);
+        assert_eq!(back["total_tokens"], 2247);
+    }
+
+    #[test]
+    fn gemini_candidates_exclude_thoughts() {
+        let v = json!({"promptTokenCount":100,"cachedContentTokenCount":40,"candidatesTokenCount":20,
+            "thoughtsTokenCount":30,"toolUsePromptTokenCount":5,"totalTokenCount":155});
+        let u = GeminiUsage::deserialize(&v).unwrap().normalize();
+        assert_eq!(
+            u,
+            Usage {
+                input: 65,
+                cache_read: 40,
+                cache_write: 0,
+                reasoning: 30,
+                output: 50
+            }
+        );
+        assert_eq!(to_openai(&u)["prompt_tokens"], 105);
+        assert_eq!(to_openai(&u)["completion_tokens"], 50);
+        assert_eq!(to_openai(&u)["total_tokens"], 155);
+        assert_eq!(to_anthropic(&u)["input_tokens"], 65);
+        let g = to_gemini(&u);
+        assert_eq!(g["candidatesTokenCount"], 20);
+        assert_eq!(g["thoughtsTokenCount"], 30);
+    }
+}
