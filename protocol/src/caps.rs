@@ -6,11 +6,11 @@
 //! OpenAI's own behaviour; [`preset`] gives the known vendors. Configs deserialize with unknown
 //! keys rejected, so a typo in a flag name fails loudly at load time.
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 /// Per-upstream request capabilities. See each field; every flag is optional in a config (missing
 /// ones take OpenAI's value).
-#[derive(Deserialize, Clone, Debug, PartialEq, Eq)]
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Eq)]
 #[serde(deny_unknown_fields, default)]
 pub struct Capabilities {
     /// Accepts `stream_options:{include_usage:true}` on streaming requests (pitfall 11: many

@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# Runs the official-SDK client suite (tests/python) against the real binary.
+# Usage: scripts/test-python.sh [pytest args...]   e.g. -k stream, -x, -v
+# Cross-dialect tests (issue 3) run only with EZROUTER_CROSS_TESTS=1.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+cargo build --bins --quiet
+python="$(bash scripts/python-venv.sh --print-python)"
+export EZROUTER_BIN="${EZROUTER_BIN:-$(pwd)/target/debug/ezrouter}"
+exec "$python" -m pytest tests/python -q -p no:cacheprovider "$@"

@@ -1,0 +1,610 @@
+//! The own upstream exchange of an LLM request: candidates in order, one attempt each, failover
+//! while nothing has reached the client, then the response streamed through its translator chunk
+//! by chunk as it arrives. The client going away aborts the upstream at once.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use ezrouter_protocol::probe::{Operation, Probe};
+use ezrouter_protocol::{
+    response_translator, stream_error_event, translate_request, upstream_error, ApiError, Dialect,
+    ErrorKind, ResponseContext, Target, Usage,
+};
+use pingora_core::connectors::http::Connector;
+use pingora_core::protocols::http::client::HttpSession;
+use pingora_error::ErrorType;
+use pingora_http::{RequestHeader, ResponseHeader};
+use pingora_proxy::Session;
+use tokio::time::{sleep_until, Instant};
+
+use crate::snapshot::{Model, Route};
+use crate::upstream::pool::{self, AcquireError, KeyState};
+use crate::upstream::Provider;
+
+/// Everything about the client request that the exchange needs.
+pub struct Request<'a> {
+    pub surface: Dialect,
+    pub op: Operation,
+    pub body: &'a Bytes,
+    pub probe: &'a Probe<'a>,
+    pub model: &'a Model,
+}
+
+/// How the exchange ended.
+pub struct Served {
+    /// The status sent to the client, or the error still to send (nothing was written yet).
+    pub result: Result<u16, ApiError>,
+    pub usage: Option<Usage>,
+    pub provider: Option<Arc<str>>,
+}
+
+/// The upstream request of one route, built once and reused across that route's keys.
+struct Prepared {
+    path: String,
+    body: Bytes,
+    ctx: ResponseContext,
+}
+
+/// Why an attempt failed before anything reached the client, for the key's health record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Cause {
+    /// 429: cool the key down (for the upstream's own hint when it gave one).
+    RateLimited(Option<Duration>),
+    /// 401/402/403: the key itself is refused.
+    KeyRejected(u16),
+    /// 5xx, connect error or timeout: counts toward the key's circuit breaker.
+    Failure,
+}
+
+enum Attempt {
+    /// The client got its answer (possibly ending in a mid-stream error event).
+    Done { status: u16, usage: Usage },
+    /// Failed before anything reached the client; another key or route may succeed.
+    Retry(ApiError, Cause),
+    /// Failed before anything reached the client; the same request would fail anywhere.
+    Fail(ApiError),
+    /// The client went away; the upstream was aborted.
+    ClientGone { usage: Usage },
+}
+
+/// How telling an error is, to pick the one a client sees when every candidate failed: an
+/// upstream's own answer beats a transport failure, which beats the gateway's queue verdict.
+fn rank(err: &ApiError) -> u8 {
+    match err.kind {
+        ErrorKind::Overloaded if err.code == Some("queue") => 0,
+        ErrorKind::RateLimited if err.code == Some("keys_unavailable") => 0,
+        ErrorKind::BadGateway | ErrorKind::Timeout => 1,
+        _ => 2,
+    }
+}
+
+pub async fn run(
+    connector: &Connector,
+    session: &mut Session,
+    req: &Request<'_>,
+    client: &Arc<str>,
+    max_attempts: u32,
+) -> Served {
+    let mut last: Option<(ApiError, Arc<str>)> = None;
+    let keep = |err: ApiError, provider: &Arc<str>, last: &mut Option<(ApiError, Arc<str>)>| {
+        if last
+            .as_ref()
+            .is_none_or(|(best, _)| rank(&err) >= rank(best))
+        {
+            *last = Some((err, provider.clone()));
+        }
+    };
+    let mut attempts = 0;
+    for route in &req.model.routes {
+        let provider = &route.provider;
+        let name: Arc<str> = Arc::from(provider.name.as_str());
+        let prepared = match prepare(req, route) {
+            Ok(p) => p,
+            Err(err) => {
+                return Served {
+                    result: Err(err),
+                    usage: None,
+                    provider: Some(name),
+                }
+            }
+        };
+        let deadline = Instant::now() + provider.timeouts.total;
+        let max_wait = req.model.max_wait.unwrap_or(provider.max_wait);
+        let mut tried: Vec<Arc<KeyState>> = Vec::new();
+        while attempts < max_attempts {
+            let acquired = tokio::select! {
+                r = pool::acquire(&provider.keys, &tried, client, max_wait) => r,
+                _ = client_gone(session) => return Served { result: Ok(0), usage: None, provider: Some(name) },
+            };
+            let permit = match acquired {
+                Ok(permit) => permit,
+                Err(AcquireError::Unavailable { retry_after }) => {
+                    if tried.is_empty() {
+                        let mut err = ApiError::new(
+                            ErrorKind::RateLimited,
+                            format!(
+                                "Every key of provider `{}` is cooling down or out of rotation.",
+                                provider.name
+                            ),
+                        )
+                        .with_code("keys_unavailable");
+                        err.retry_after = Some(retry_after.map_or(1, |d| d.as_secs().max(1)));
+                        keep(err, &name, &mut last);
+                    }
+                    break;
+                }
+                Err(AcquireError::Overloaded) => {
+                    let err = ApiError::new(
+                        ErrorKind::Overloaded,
+                        format!(
+                            "Provider `{}` is at capacity; no key freed up within {} ms.",
+                            provider.name,
+                            max_wait.as_millis()
+                        ),
+                    )
+                    .with_code("queue")
+                    .with_retry_after(1);
+                    keep(err, &name, &mut last);
+                    break;
+                }
+            };
+            attempts += 1;
+            let key = permit.key().clone();
+            match attempt(connector, session, provider, &key, &prepared, deadline).await {
+                Attempt::Done { status, usage } => {
+                    key.succeeded();
+                    key.add_tokens(usage.total());
+                    return Served {
+                        result: Ok(status),
+                        usage: Some(usage),
+                        provider: Some(name),
+                    };
+                }
+                Attempt::ClientGone { usage } => {
+                    key.add_tokens(usage.total());
+                    return Served {
+                        result: Ok(0),
+                        usage: Some(usage),
+                        provider: Some(name),
+                    };
+                }
+                Attempt::Fail(err) => {
+                    key.succeeded();
+                    return Served {
+                        result: Err(err),
+                        usage: None,
+                        provider: Some(name),
+                    };
+                }
+                Attempt::Retry(err, cause) => {
+                    match cause {
+                        Cause::RateLimited(hint) => key.rate_limited(hint),
+                        Cause::KeyRejected(status) => key.rejected(status),
+                        Cause::Failure => key.failed(),
+                    }
+                    log::warn!(
+                        "provider {} key {}: {}; trying the next candidate",
+                        provider.name,
+                        key.id,
+                        err.message
+                    );
+                    crate::metrics::record_failover(&provider.name, cause.label());
+                    keep(err, &name, &mut last);
+                    tried.push(key);
+                }
+            }
+        }
+    }
+    let (err, provider) = last.expect("a model has at least one route");
+    Served {
+        result: Err(err),
+        usage: None,
+        provider: Some(provider),
+    }
+}
+
+impl Cause {
+    fn label(self) -> &'static str {
+        match self {
+            Cause::RateLimited(_) => "rate_limited",
+            Cause::KeyRejected(_) => "key_rejected",
+            Cause::Failure => "failure",
+        }
+    }
+}
+
+/// The upstream body for `route`: byte-spliced when the dialects match, translated otherwise.
+fn prepare(req: &Request<'_>, route: &Route) -> Result<Prepared, ApiError> {
+    let provider = &route.provider;
+    let upstream = &route.upstream_model;
+    let probe = req.probe;
+    if provider.dialect == req.surface {
+        let ask_usage = provider.dialect == Dialect::OpenAi
+            && req.op == Operation::ChatCompletions
+            && provider.caps.stream_options;
+        let body = match probe.rewrite(req.body, upstream, ask_usage) {
+            std::borrow::Cow::Borrowed(_) => req.body.clone(),
+            std::borrow::Cow::Owned(v) => Bytes::from(v),
+        };
+        let mut ctx = ResponseContext::passthrough(req.surface, probe.model.as_ref(), probe.stream);
+        ctx.include_usage = probe.include_usage;
+        ctx.origin = format!("{}/{upstream}", provider.name);
+        return Ok(Prepared {
+            path: provider.path(req.op, upstream, probe.stream),
+            body,
+            ctx,
+        });
+    }
+    if req.op == Operation::Embeddings {
+        return Err(ApiError::invalid_param(
+            "model",
+            format!("`{}` does not serve embeddings.", probe.model),
+        ));
+    }
+    let origin = format!("{}/{upstream}", provider.name);
+    let target = Target {
+        dialect: provider.dialect,
+        model: upstream,
+        caps: &provider.caps,
+        origin: &origin,
+    };
+    let translated = translate_request(req.surface, req.body, probe.model.as_ref(), &target)?;
+    Ok(Prepared {
+        path: provider.path(req.op, upstream, translated.upstream_stream),
+        body: Bytes::from(translated.body),
+        ctx: translated.ctx,
+    })
+}
+
+fn request_header(
+    session: &Session,
+    provider: &Provider,
+    key: &KeyState,
+    p: &Prepared,
+    surface: Dialect,
+) -> pingora_error::Result<RequestHeader> {
+    let mut h = RequestHeader::build("POST", p.path.as_bytes(), Some(8 + provider.headers.len()))?;
+    h.insert_header(http::header::HOST, provider.authority.clone())?;
+    h.insert_header(http::header::CONTENT_TYPE, "application/json")?;
+    h.insert_header(http::header::CONTENT_LENGTH, p.body.len())?;
+    h.insert_header(key.header.0.clone(), key.header.1.clone())?;
+    if provider.dialect == Dialect::Anthropic {
+        let client = &session.req_header().headers;
+        let from_client = |name: &str| {
+            client
+                .get(name)
+                .filter(|_| surface == Dialect::Anthropic)
+                .cloned()
+        };
+        let version = from_client("anthropic-version")
+            .unwrap_or(http::HeaderValue::from_static("2023-06-01"));
+        h.insert_header("anthropic-version", version)?;
+        if let Some(beta) = from_client("anthropic-beta") {
+            h.insert_header("anthropic-beta", beta)?;
+        }
+    }
+    for (name, value) in &provider.headers {
+        h.insert_header(name.clone(), value.clone())?;
+    }
+    Ok(h)
+}
+
+/// Resolves when the client closes its connection (or resets its h2 stream).
+async fn client_gone(session: &mut Session) {
+    loop {
+        match session.as_downstream_mut().read_body_or_idle(true).await {
+            Err(_) => return,
+            Ok(Some(_)) => continue,
+            Ok(None) => std::future::pending::<()>().await,
+        }
+    }
+}
+
+fn transport_error(provider: &Provider, e: &pingora_error::Error, phase: &str) -> ApiError {
+    let timed_out = matches!(
+        e.etype(),
+        ErrorType::ReadTimedout | ErrorType::WriteTimedout | ErrorType::ConnectTimedout
+    );
+    if timed_out {
+        ApiError::new(
+            ErrorKind::Timeout,
+            format!("Provider `{}` timed out {phase}.", provider.name),
+        )
+    } else {
+        ApiError::new(
+            ErrorKind::BadGateway,
+            format!(
+                "Provider `{}` failed {phase}: {}",
+                provider.name,
+                e.etype().as_str()
+            ),
+        )
+    }
+}
+
+fn deadline_error(provider: &Provider) -> ApiError {
+    ApiError::new(
+        ErrorKind::Timeout,
+        format!(
+            "Provider `{}` exceeded the total request timeout.",
+            provider.name
+        ),
+    )
+}
+
+/// How long an upstream asks us to wait: `retry-after-ms`, `retry-after` (seconds), or OpenAI's
+/// `x-ratelimit-reset-requests` / `-tokens` (`1s`, `6m0s`, `250ms`).
+fn retry_hint(headers: &http::HeaderMap) -> Option<Duration> {
+    let get = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    if let Some(ms) = get("retry-after-ms").and_then(|v| v.trim().parse::<f64>().ok()) {
+        return Some(Duration::from_millis(ms as u64));
+    }
+    if let Some(s) = get("retry-after").and_then(|v| v.trim().parse::<f64>().ok()) {
+        return Some(Duration::from_secs_f64(s.max(0.0)));
+    }
+    ["x-ratelimit-reset-requests", "x-ratelimit-reset-tokens"]
+        .iter()
+        .filter_map(|n| get(n).and_then(go_duration))
+        .max()
+}
+
+/// Parses durations like `6m0s`, `1.5s`, `250ms`.
+fn go_duration(text: &str) -> Option<Duration> {
+    let mut total = 0.0;
+    let mut rest = text.trim();
+    while !rest.is_empty() {
+        let split = rest.find(|c: char| !(c.is_ascii_digit() || c == '.'))?;
+        let (number, tail) = rest.split_at(split);
+        let number: f64 = number.parse().ok()?;
+        let unit_len = tail
+            .find(|c: char| c.is_ascii_digit())
+            .unwrap_or(tail.len());
+        let (unit, tail) = tail.split_at(unit_len);
+        total += number
+            * match unit {
+                "h" => 3600.0,
+                "m" => 60.0,
+                "s" => 1.0,
+                "ms" => 0.001,
+                _ => return None,
+            };
+        rest = tail;
+    }
+    Some(Duration::from_secs_f64(total))
+}
+
+async fn attempt(
+    connector: &Connector,
+    session: &mut Session,
+    provider: &Provider,
+    key: &KeyState,
+    p: &Prepared,
+    deadline: Instant,
+) -> Attempt {
+    let peer = &*provider.peer;
+    let mut up = match connector.get_http_session(peer).await {
+        Ok((up, _reused)) => up,
+        Err(e) => {
+            return Attempt::Retry(transport_error(provider, &e, "to connect"), Cause::Failure)
+        }
+    };
+    let header = match request_header(session, provider, key, p, p.ctx.client) {
+        Ok(h) => h,
+        Err(e) => {
+            return Attempt::Fail(ApiError::new(
+                ErrorKind::Internal,
+                format!("building the upstream request: {e}"),
+            ))
+        }
+    };
+    let sent = async {
+        up.write_request_header(Box::new(header)).await?;
+        up.write_request_body(p.body.clone(), true).await?;
+        up.finish_request_body().await
+    }
+    .await;
+    if let Err(e) = sent {
+        return Attempt::Retry(
+            transport_error(provider, &e, "while sending the request"),
+            Cause::Failure,
+        );
+    }
+
+    up.set_read_timeout(Some(provider.timeouts.ttfb));
+    let headed = tokio::select! {
+        r = up.read_response_header() => r,
+        _ = client_gone(session) => {
+            up.shutdown().await;
+            return Attempt::ClientGone { usage: Usage::default() };
+        }
+        _ = sleep_until(deadline) => return Attempt::Retry(deadline_error(provider), Cause::Failure),
+    };
+    if let Err(e) = headed {
+        return Attempt::Retry(
+            transport_error(provider, &e, "before answering"),
+            Cause::Failure,
+        );
+    }
+    up.set_read_timeout(Some(provider.timeouts.idle));
+    let status = up
+        .response_header()
+        .map(|h| h.status.as_u16())
+        .unwrap_or(502);
+    if !(200..300).contains(&status) {
+        let hint = up.response_header().and_then(|h| retry_hint(&h.headers));
+        let body = read_error_body(&mut up).await;
+        let mut err = upstream_error(provider.dialect, status, &body);
+        release(connector, up, provider).await;
+        return match status {
+            429 => {
+                err.retry_after = err.retry_after.or(hint.map(|d| d.as_secs().max(1)));
+                Attempt::Retry(err, Cause::RateLimited(hint))
+            }
+            401 | 402 | 403 => Attempt::Retry(err, Cause::KeyRejected(status)),
+            408 | 500.. => Attempt::Retry(err, Cause::Failure),
+            _ => Attempt::Fail(err),
+        };
+    }
+    relay(connector, session, provider, up, p, deadline).await
+}
+
+/// Reads an upstream error body, bounded: it only feeds an error message.
+async fn read_error_body(up: &mut HttpSession) -> Vec<u8> {
+    const MAX: usize = 64 * 1024;
+    let mut body = Vec::new();
+    while let Ok(Some(chunk)) = up.read_response_body().await {
+        body.extend_from_slice(&chunk[..chunk.len().min(MAX - body.len())]);
+        if body.len() >= MAX {
+            break;
+        }
+    }
+    body
+}
+
+async fn release(connector: &Connector, mut up: HttpSession, provider: &Provider) {
+    if up.response_done() {
+        connector
+            .release_http_session(up, &*provider.peer, provider.peer.options.idle_timeout)
+            .await;
+    } else {
+        up.shutdown().await;
+    }
+}
+
+/// Streams a 2xx upstream body to the client through the response translator.
+async fn relay(
+    connector: &Connector,
+    session: &mut Session,
+    provider: &Provider,
+    mut up: HttpSession,
+    p: &Prepared,
+    deadline: Instant,
+) -> Attempt {
+    let mut tr = response_translator(p.ctx.clone());
+    let stream = p.ctx.client_stream;
+    let surface = p.ctx.client;
+    if stream {
+        if write_stream_header(session, tr.content_type())
+            .await
+            .is_err()
+        {
+            up.shutdown().await;
+            return Attempt::ClientGone { usage: tr.usage() };
+        }
+    }
+    let mut out = Vec::with_capacity(16 * 1024);
+    loop {
+        let next = tokio::select! {
+            r = up.read_response_body() => r.map_err(|e| transport_error(provider, &e, "mid-response")),
+            _ = client_gone(session) => {
+                up.shutdown().await;
+                return Attempt::ClientGone { usage: tr.usage() };
+            }
+            _ = sleep_until(deadline) => Err(deadline_error(provider)),
+        };
+        match next {
+            Ok(Some(chunk)) => {
+                tr.push(&chunk, &mut out);
+                if stream && !out.is_empty() {
+                    let bytes = Bytes::copy_from_slice(&out);
+                    out.clear();
+                    if session
+                        .write_response_body(Some(bytes), false)
+                        .await
+                        .is_err()
+                    {
+                        up.shutdown().await;
+                        return Attempt::ClientGone { usage: tr.usage() };
+                    }
+                }
+            }
+            Ok(None) => break,
+            Err(err) if !stream => {
+                up.shutdown().await;
+                return Attempt::Retry(err, Cause::Failure);
+            }
+            Err(err) => {
+                up.shutdown().await;
+                log::warn!(
+                    "provider {}: {} after the first byte; ending the stream with an error event",
+                    provider.name,
+                    err.message
+                );
+                let tail = Bytes::from(stream_error_event(surface, &err));
+                let _ = session.write_response_body(Some(tail), true).await;
+                return Attempt::Done {
+                    status: 200,
+                    usage: tr.usage(),
+                };
+            }
+        }
+    }
+    let finished = tr.finish(&mut out);
+    release(connector, up, provider).await;
+    if stream {
+        let _ = session
+            .write_response_body(Some(Bytes::from(out)), true)
+            .await;
+        return Attempt::Done {
+            status: 200,
+            usage: tr.usage(),
+        };
+    }
+    match finished {
+        Ok(()) => match write_json(session, tr.content_type(), out).await {
+            Ok(()) => Attempt::Done {
+                status: 200,
+                usage: tr.usage(),
+            },
+            Err(_) => Attempt::ClientGone { usage: tr.usage() },
+        },
+        Err(err) => Attempt::Fail(err),
+    }
+}
+
+async fn write_stream_header(
+    session: &mut Session,
+    content_type: &str,
+) -> pingora_error::Result<()> {
+    let mut h = ResponseHeader::build(200, Some(4))?;
+    h.insert_header(http::header::CONTENT_TYPE, content_type)?;
+    h.insert_header(http::header::CACHE_CONTROL, "no-cache")?;
+    h.insert_header("x-accel-buffering", "no")?;
+    // Pingora's HTTP/1 writer would otherwise close-delimit the body; HTTP/2 strips this header.
+    h.insert_header(http::header::TRANSFER_ENCODING, "chunked")?;
+    session.write_response_header(Box::new(h), false).await
+}
+
+async fn write_json(
+    session: &mut Session,
+    content_type: &str,
+    body: Vec<u8>,
+) -> pingora_error::Result<()> {
+    let mut h = ResponseHeader::build(200, Some(2))?;
+    h.insert_header(http::header::CONTENT_TYPE, content_type)?;
+    h.insert_header(http::header::CONTENT_LENGTH, body.len())?;
+    session.write_response_header(Box::new(h), false).await?;
+    session
+        .write_response_body(Some(Bytes::from(body)), true)
+        .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_hints_from_each_header_style() {
+        let mut h = http::HeaderMap::new();
+        h.insert("x-ratelimit-reset-requests", "6m0s".parse().unwrap());
+        h.insert("x-ratelimit-reset-tokens", "250ms".parse().unwrap());
+        assert_eq!(retry_hint(&h), Some(Duration::from_secs(360)));
+        h.insert("retry-after", "7".parse().unwrap());
+        assert_eq!(retry_hint(&h), Some(Duration::from_secs(7)));
+        h.insert("retry-after-ms", "1500".parse().unwrap());
+        assert_eq!(retry_hint(&h), Some(Duration::from_millis(1500)));
+        assert_eq!(go_duration("1.5s"), Some(Duration::from_millis(1500)));
+        assert_eq!(go_duration("soon"), None);
+    }
+}

@@ -1,0 +1,253 @@
+//! The Pingora service: `impl ProxyHttp for Gateway`, kept thin. Every route is answered in
+//! `request_filter` (local answers and the own upstream exchange, see `exchange`), so requests
+//! never enter Pingora's proxy loop with its 64 KiB body-replay limit.
+
+pub mod body;
+pub mod exchange;
+pub mod respond;
+pub mod routes;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use arc_swap::ArcSwap;
+use async_trait::async_trait;
+use ezrouter_plugins::{run_on_body, run_on_complete, run_on_request, Outcome, RequestCtx};
+use ezrouter_protocol::probe::{probe, Operation};
+use ezrouter_protocol::{ApiError, Dialect, ErrorKind, Usage};
+use pingora_core::connectors::http::Connector;
+use pingora_core::upstreams::peer::HttpPeer;
+use pingora_error::{Error, ErrorType};
+use pingora_proxy::{ProxyHttp, Session};
+
+use crate::metrics;
+use crate::snapshot::Snapshot;
+use routes::Endpoint;
+
+pub struct Gateway {
+    live: Arc<ArcSwap<Snapshot>>,
+    connector: Connector,
+}
+
+impl Gateway {
+    pub fn new(live: Arc<ArcSwap<Snapshot>>) -> Self {
+        Gateway {
+            live,
+            connector: Connector::new(None),
+        }
+    }
+}
+
+/// Per-request state, from routing to `logging`.
+pub struct Ctx {
+    started: Instant,
+    endpoint: Endpoint,
+    /// The config snapshot this request runs on, start to end.
+    snapshot: Option<Arc<Snapshot>>,
+    plugins: Option<RequestCtx>,
+    /// Status sent to the client (0: none, the client left first).
+    status: u16,
+    usage: Option<Usage>,
+    provider: Option<Arc<str>>,
+}
+
+#[async_trait]
+impl ProxyHttp for Gateway {
+    type CTX = Ctx;
+
+    fn new_ctx(&self) -> Ctx {
+        Ctx {
+            started: Instant::now(),
+            endpoint: Endpoint::Health,
+            snapshot: None,
+            plugins: None,
+            status: 0,
+            usage: None,
+            provider: None,
+        }
+    }
+
+    async fn request_filter(
+        &self,
+        session: &mut Session,
+        ctx: &mut Ctx,
+    ) -> pingora_error::Result<bool> {
+        let header = session.req_header();
+        ctx.endpoint = routes::route(&header.method, header.uri.path());
+        let snapshot = self.live.load_full();
+        ctx.snapshot = Some(snapshot.clone());
+        let surface = ctx.endpoint.surface();
+        let result = match ctx.endpoint {
+            Endpoint::Health => respond::json(session, 200, br#"{"status":"ok"}"#.to_vec())
+                .await
+                .map(|_| 200),
+            Endpoint::NotFound { .. } => {
+                let (method, path) = (header.method.clone(), header.uri.path().to_string());
+                let err = ApiError::new(
+                    ErrorKind::NotFound,
+                    format!("No route for {method} {path}."),
+                );
+                respond::error(session, surface, &err).await
+            }
+            Endpoint::Models { surface } => self.models(session, ctx, &snapshot, surface).await,
+            Endpoint::Llm { surface, op } => self.llm(session, ctx, &snapshot, surface, op).await,
+        };
+        ctx.status = result?;
+        Ok(true)
+    }
+
+    async fn upstream_peer(
+        &self,
+        _: &mut Session,
+        _: &mut Ctx,
+    ) -> pingora_error::Result<Box<HttpPeer>> {
+        Error::e_explain(
+            ErrorType::InternalError,
+            "every route is answered in request_filter",
+        )
+    }
+
+    async fn logging(&self, _session: &mut Session, _e: Option<&Error>, ctx: &mut Ctx) {
+        metrics::record_request(
+            ctx.endpoint.label(),
+            ctx.status,
+            ctx.provider.as_deref().unwrap_or(""),
+            ctx.started.elapsed(),
+            ctx.usage.as_ref(),
+        );
+        if let (Some(snapshot), Some(plugins)) = (&ctx.snapshot, &ctx.plugins) {
+            run_on_complete(
+                &snapshot.chain,
+                plugins,
+                &Outcome {
+                    status: ctx.status,
+                    usage: ctx.usage,
+                },
+            );
+        }
+    }
+}
+
+impl Gateway {
+    /// Authenticates; on failure answers with the error and returns its status.
+    async fn authenticate(
+        &self,
+        session: &mut Session,
+        snapshot: &Snapshot,
+        surface: Dialect,
+    ) -> Result<RequestCtx, u16> {
+        let mut plugins = RequestCtx::new(surface);
+        match run_on_request(&snapshot.chain, &session.req_header().headers, &mut plugins) {
+            Ok(()) => Ok(plugins),
+            Err(err) => Err(respond::error(session, surface, &err).await.unwrap_or(0)),
+        }
+    }
+
+    async fn models(
+        &self,
+        session: &mut Session,
+        ctx: &mut Ctx,
+        snapshot: &Snapshot,
+        surface: Dialect,
+    ) -> pingora_error::Result<u16> {
+        let plugins = match self.authenticate(session, snapshot, surface).await {
+            Ok(p) => p,
+            Err(status) => return Ok(status),
+        };
+        let client = plugins.client.clone().expect("authenticated");
+        ctx.plugins = Some(plugins);
+        let visible = snapshot
+            .model_ids
+            .iter()
+            .filter(|id| client.allows(id))
+            .map(|id| &snapshot.models[id]);
+        let body = match surface {
+            Dialect::Anthropic => {
+                let data: Vec<_> = visible
+                    .map(|m| serde_json::json!({"type": "model", "id": m.id, "display_name": m.id, "created_at": "2025-01-01T00:00:00Z"}))
+                    .collect();
+                let (first, last) = (
+                    data.first().map(|m| m["id"].clone()),
+                    data.last().map(|m| m["id"].clone()),
+                );
+                serde_json::json!({"data": data, "has_more": false, "first_id": first, "last_id": last})
+            }
+            _ => {
+                let data: Vec<_> = visible
+                    .map(|m| serde_json::json!({"id": m.id, "object": "model", "created": 0, "owned_by": m.owned_by}))
+                    .collect();
+                serde_json::json!({"object": "list", "data": data})
+            }
+        };
+        respond::json(session, 200, serde_json::to_vec(&body).expect("json")).await?;
+        Ok(200)
+    }
+
+    async fn llm(
+        &self,
+        session: &mut Session,
+        ctx: &mut Ctx,
+        snapshot: &Snapshot,
+        surface: Dialect,
+        op: Operation,
+    ) -> pingora_error::Result<u16> {
+        let mut plugins = match self.authenticate(session, snapshot, surface).await {
+            Ok(p) => p,
+            Err(status) => return Ok(status),
+        };
+        let server = &snapshot.server;
+        let timeout = Duration::from_millis(server.body_read_timeout_ms);
+        let body = match body::read(session, server.max_body_bytes, timeout).await {
+            Ok(body) => body,
+            Err(err) => {
+                ctx.plugins = Some(plugins);
+                return respond::error(session, surface, &err).await;
+            }
+        };
+        let prepared = (|| {
+            let probed = probe(op, &body)?;
+            plugins.model = Some(probed.model.to_string());
+            plugins.end_user = probed.end_user.clone();
+            run_on_body(&snapshot.chain, &mut plugins)?;
+            let model = snapshot.models.get(probed.model.as_ref()).ok_or_else(|| {
+                ApiError::new(
+                    ErrorKind::NotFound,
+                    format!("The model `{}` does not exist.", probed.model),
+                )
+                .with_code("model_not_found")
+                .with_param("model")
+            })?;
+            Ok::<_, ApiError>((probed, model))
+        })();
+        let result = match prepared {
+            Ok((probed, model)) => {
+                let request = exchange::Request {
+                    surface,
+                    op,
+                    body: &body,
+                    probe: &probed,
+                    model,
+                };
+                let client: Arc<str> =
+                    Arc::from(plugins.client.as_ref().map_or("", |c| c.id.as_str()));
+                let served = exchange::run(
+                    &self.connector,
+                    session,
+                    &request,
+                    &client,
+                    server.max_attempts,
+                )
+                .await;
+                ctx.provider = served.provider;
+                ctx.usage = served.usage;
+                match served.result {
+                    Ok(status) => Ok(status),
+                    Err(err) => respond::error(session, surface, &err).await,
+                }
+            }
+            Err(err) => respond::error(session, surface, &err).await,
+        };
+        ctx.plugins = Some(plugins);
+        result
+    }
+}

@@ -1,0 +1,60 @@
+//! Local responses: the one place that writes a gateway-made answer (JSON bodies and errors).
+
+use bytes::Bytes;
+use ezrouter_protocol::{ApiError, Dialect, ErrorKind};
+use pingora_http::ResponseHeader;
+use pingora_proxy::Session;
+
+/// Writes a complete JSON response with `Content-Length`, keeping the connection reusable.
+pub async fn json(session: &mut Session, status: u16, body: Vec<u8>) -> pingora_error::Result<()> {
+    write(session, status, body, None, true).await
+}
+
+/// Writes `err` in the envelope of `surface`, with `Retry-After` when it has one. Returns the status.
+pub async fn error(
+    session: &mut Session,
+    surface: Dialect,
+    err: &ApiError,
+) -> pingora_error::Result<u16> {
+    let status = err.status(surface);
+    // An oversized body is not worth reading to the end: answer, then close the connection.
+    let too_large = err.kind == ErrorKind::RequestTooLarge;
+    if too_large {
+        session.set_keepalive(None);
+    }
+    write(
+        session,
+        status,
+        err.body(surface),
+        err.retry_after,
+        !too_large,
+    )
+    .await?;
+    Ok(status)
+}
+
+async fn write(
+    session: &mut Session,
+    status: u16,
+    body: Vec<u8>,
+    retry_after: Option<u64>,
+    drain: bool,
+) -> pingora_error::Result<()> {
+    let mut header = ResponseHeader::build(status, Some(3))?;
+    header.insert_header("content-type", "application/json")?;
+    header.insert_header("content-length", body.len())?;
+    if let Some(seconds) = retry_after {
+        header.insert_header("retry-after", seconds)?;
+    }
+    // An unread request body must be drained, or the connection cannot serve the next request.
+    if drain && !session.is_body_done() {
+        let _ = session.drain_request_body().await;
+    }
+    session
+        .write_response_header(Box::new(header), false)
+        .await?;
+    session
+        .write_response_body(Some(Bytes::from(body)), true)
+        .await?;
+    Ok(())
+}

@@ -1,0 +1,199 @@
+//! Builds the Pingora server from a config: the proxy service, the admin service, the config
+//! reloader and, when a provider needs it, the in-process mock upstream.
+
+use std::net::{SocketAddr, TcpListener};
+use std::path::PathBuf;
+use std::sync::{Arc, OnceLock};
+
+use arc_swap::ArcSwap;
+use async_trait::async_trait;
+use pingora_core::server::configuration::ServerConf;
+use pingora_core::server::{Server, ShutdownWatch};
+use pingora_core::services::background::{background_service, BackgroundService};
+use pingora_core::services::listening::Service;
+
+use crate::config::schema::ProviderKind;
+use crate::config::{self, Loaded};
+use crate::gateway::Gateway;
+use crate::snapshot::{self, Snapshot};
+use crate::upstream::pool::Registry;
+
+/// Where the listeners ended up (port 0 in the config picks a free port).
+#[derive(Debug, Clone, Copy)]
+pub struct Addresses {
+    pub proxy: SocketAddr,
+    pub admin: Option<SocketAddr>,
+}
+
+/// Port 0 means "any free port": pick one now so it can be reported before Pingora binds it.
+fn concrete(addr: &str) -> Result<SocketAddr, String> {
+    let parsed: SocketAddr = addr.parse().map_err(|_| format!("bad address `{addr}`"))?;
+    if parsed.port() != 0 {
+        return Ok(parsed);
+    }
+    let probe = TcpListener::bind(parsed).map_err(|e| format!("cannot bind {addr}: {e}"))?;
+    probe.local_addr().map_err(|e| e.to_string())
+}
+
+/// The in-process mock upstream, started once on its own small runtime, so it serves whatever
+/// Pingora service (and runtime) calls it, across reloads.
+fn in_process_mock() -> Result<SocketAddr, String> {
+    static MOCK: OnceLock<Result<SocketAddr, String>> = OnceLock::new();
+    MOCK.get_or_init(|| {
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::Builder::new()
+            .name("mock-upstream".into())
+            .spawn(move || {
+                let rt = tokio::runtime::Builder::new_multi_thread()
+                    .worker_threads(1)
+                    .enable_all()
+                    .build();
+                let rt = match rt {
+                    Ok(rt) => rt,
+                    Err(e) => return tx.send(Err(e.to_string())).unwrap_or(()),
+                };
+                rt.block_on(async {
+                    match ezrouter_mock::start("127.0.0.1:0", ezrouter_mock::MockConfig::default())
+                        .await
+                    {
+                        Ok(server) => {
+                            let _ = tx.send(Ok(server.addr));
+                            std::future::pending::<()>().await
+                        }
+                        Err(e) => {
+                            let _ = tx.send(Err(format!("in-process mock upstream: {e}")));
+                        }
+                    }
+                })
+            })
+            .map_err(|e| e.to_string())?;
+        rx.recv().map_err(|e| e.to_string())?
+    })
+    .clone()
+}
+
+fn mock_for(loaded: &Loaded) -> Result<Option<SocketAddr>, String> {
+    if loaded
+        .file
+        .providers
+        .values()
+        .any(|p| p.kind == ProviderKind::Mock)
+    {
+        in_process_mock().map(Some)
+    } else {
+        Ok(None)
+    }
+}
+
+/// Loads, validates and resolves a config into a snapshot (async: DNS does not block).
+pub async fn load_snapshot(
+    path: Option<&std::path::Path>,
+    registry: &Registry,
+) -> Result<Snapshot, String> {
+    let loaded = config::load(path).map_err(|problems| {
+        problems
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join("; ")
+    })?;
+    for note in &loaded.notes {
+        log::info!("{note}");
+    }
+    snapshot::build(&loaded, mock_for(&loaded)?, registry).await
+}
+
+/// Reloads the config file on SIGHUP; a bad file keeps the running config and logs why.
+struct Reloader {
+    path: Option<PathBuf>,
+    live: Arc<ArcSwap<Snapshot>>,
+    registry: Arc<Registry>,
+}
+
+#[async_trait]
+impl BackgroundService for Reloader {
+    async fn start(&self, mut shutdown: ShutdownWatch) {
+        let mut hangup = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        {
+            Ok(s) => s,
+            Err(e) => return log::error!("cannot watch SIGHUP, live reload is off: {e}"),
+        };
+        loop {
+            tokio::select! {
+                _ = hangup.recv() => match load_snapshot(self.path.as_deref(), &self.registry).await {
+                    Ok(snapshot) => {
+                        self.live.store(Arc::new(snapshot));
+                        crate::metrics::CONFIG_RELOADS.with_label_values(&["ok"]).inc();
+                        log::info!("config reloaded");
+                    }
+                    Err(e) => {
+                        crate::metrics::CONFIG_RELOADS.with_label_values(&["error"]).inc();
+                        log::error!("config reload failed, keeping the running config: {e}");
+                    }
+                },
+                _ = shutdown.changed() => return,
+            }
+        }
+    }
+}
+
+/// A ready-to-run server and where it listens.
+pub fn build(path: Option<PathBuf>) -> Result<(Server, Addresses), String> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    let registry = Arc::new(Registry::default());
+    let snapshot = rt.block_on(load_snapshot(path.as_deref(), &registry))?;
+    drop(rt);
+    let server_conf = &snapshot.server;
+    let proxy_addr = concrete(&server_conf.listen)?;
+    let admin_addr = if server_conf.admin_listen.is_empty() {
+        None
+    } else {
+        Some(concrete(&server_conf.admin_listen)?)
+    };
+
+    let conf = ServerConf {
+        threads: server_conf.threads,
+        grace_period_seconds: Some(server_conf.grace_period_seconds),
+        graceful_shutdown_timeout_seconds: Some(server_conf.grace_period_seconds.max(1)),
+        ..ServerConf::default()
+    };
+    let mut server = Server::new_with_opt_and_conf(None, conf);
+    server.bootstrap();
+
+    let live = Arc::new(ArcSwap::from_pointee(snapshot));
+    let mut proxy = pingora_proxy::http_proxy_service_with_name(
+        &server.configuration,
+        Gateway::new(live.clone()),
+        "ezrouter",
+    );
+    proxy.add_tcp(&proxy_addr.to_string());
+    server.add_service(proxy);
+
+    if let Some(addr) = admin_addr {
+        let mut admin = Service::new(
+            "ezrouter admin".into(),
+            pingora_core::apps::http_app::HttpServer::new_app(crate::admin::Admin),
+        );
+        admin.add_tcp(&addr.to_string());
+        admin.threads = Some(1);
+        server.add_service(admin);
+    }
+    server.add_service(background_service(
+        "config reloader",
+        Reloader {
+            path,
+            live,
+            registry,
+        },
+    ));
+    Ok((
+        server,
+        Addresses {
+            proxy: proxy_addr,
+            admin: admin_addr,
+        },
+    ))
+}

@@ -1,0 +1,441 @@
+//! Issue 2: both API surfaces through the real binary, over real sockets, against the mock
+//! upstream speaking each provider's wire format.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{Gateway, SERVER};
+use serde_json::{json, Value};
+
+const KEY: &str = "sk-test-1";
+const NARROW_KEY: &str = "sk-narrow";
+
+fn config(mock: std::net::SocketAddr, extra: &str) -> String {
+    format!(
+        r#"{SERVER}
+max_body_bytes = 2000000
+[providers.oai]
+kind = "openai"
+base_url = "http://{mock}/v1"
+keys = ["ok-oai"]
+[providers.ant]
+kind = "anthropic"
+base_url = "http://{mock}"
+keys = ["ok-ant"]
+[providers.down]
+kind = "openai"
+base_url = "http://127.0.0.1:9/v1"
+keys = ["ok"]
+timeouts = {{ connect_ms = 500 }}
+[providers.slow]
+kind = "openai"
+base_url = "http://{mock}/v1"
+keys = ["slow-3000"]
+timeouts = {{ ttfb_ms = 300 }}
+[providers.paced]
+kind = "openai"
+base_url = "http://{mock}/v1"
+keys = ["ok"]
+headers = {{ "x-mock-chunks" = "3", "x-mock-chunk-delay-ms" = "700" }}
+[models.paced]
+routes = [{{ provider = "paced" }}]
+[models.gpt]
+routes = [{{ provider = "oai", model = "up-gpt" }}]
+[models.claude]
+routes = [{{ provider = "ant", model = "up-claude" }}]
+[models.unreachable]
+routes = [{{ provider = "down" }}]
+[models.sluggish]
+routes = [{{ provider = "slow" }}]
+[[keys]]
+id = "full"
+secret = "{KEY}"
+[[keys]]
+id = "narrow"
+secret = "{NARROW_KEY}"
+models = ["gpt"]
+{extra}"#
+    )
+}
+
+fn bearer(key: &str) -> String {
+    format!("Bearer {key}")
+}
+
+fn chat(stream: bool) -> Value {
+    json!({"model": "gpt", "stream": stream, "messages": [{"role": "user", "content": "hi"}]})
+}
+
+fn messages(stream: bool) -> Value {
+    json!({"model": "claude", "max_tokens": 64, "stream": stream, "messages": [{"role": "user", "content": "hi"}]})
+}
+
+async fn last_upstream_request(mock: &ezrouter_mock::MockServer) -> Value {
+    let mut c = common::Client::new(mock.addr);
+    let r = c.get("/_mock/requests", &[]).await;
+    r.json()
+        .as_array()
+        .and_then(|a| a.last().cloned())
+        .expect("the mock saw a request")
+}
+
+#[tokio::test]
+async fn openai_surface_json_and_stream() {
+    let mock = common::mock().await;
+    let gw = Gateway::start(&config(mock.addr, ""));
+    let mut c = gw.client();
+    let auth = bearer(KEY);
+
+    let r = c
+        .post_json(
+            "/v1/chat/completions",
+            &[("authorization", &auth)],
+            &chat(false),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.header("content-type"), Some("application/json"));
+    let body = r.json();
+    assert_eq!(body["object"], "chat.completion");
+    assert!(!body["choices"][0]["message"]["content"]
+        .as_str()
+        .unwrap()
+        .is_empty());
+
+    let seen = last_upstream_request(&mock).await;
+    let sent: Value = serde_json::from_str(seen["body"].as_str().unwrap()).unwrap();
+    assert_eq!(
+        sent["model"], "up-gpt",
+        "the model is renamed to the upstream name"
+    );
+    let headers = seen["headers"].to_string().to_lowercase();
+    assert!(
+        headers.contains("bearer ok-oai"),
+        "upstream key inserted: {headers}"
+    );
+    assert!(!headers.contains(KEY), "client credential stripped");
+
+    let r = c
+        .post_json(
+            "/v1/chat/completions",
+            &[("authorization", &auth)],
+            &chat(true),
+        )
+        .await;
+    assert_eq!(r.status, 200);
+    assert!(r
+        .header("content-type")
+        .unwrap()
+        .starts_with("text/event-stream"));
+    assert_eq!(r.header("cache-control"), Some("no-cache"));
+    assert_eq!(r.header("x-accel-buffering"), Some("no"));
+    let events = r.events();
+    assert_eq!(events.last().unwrap().1, "[DONE]");
+    let first: Value = serde_json::from_str(&events[0].1).unwrap();
+    assert_eq!(first["choices"][0]["delta"]["role"], "assistant");
+    assert!(
+        events.iter().all(|(_, d)| d == "[DONE]"
+            || !serde_json::from_str::<Value>(d).unwrap()["choices"]
+                .as_array()
+                .unwrap()
+                .is_empty()),
+        "the usage chunk the gateway asked for is not forwarded to a client that did not ask"
+    );
+    assert_eq!(c.connections, 1, "keep-alive across requests");
+}
+
+#[tokio::test]
+async fn anthropic_surface_json_and_stream_with_headers_forwarded() {
+    let mock = common::mock().await;
+    let gw = Gateway::start(&config(mock.addr, ""));
+    let mut c = gw.client();
+    let h = [
+        ("x-api-key", KEY),
+        ("anthropic-version", "2023-06-01"),
+        ("anthropic-beta", "interleaved-thinking-2025-05-14"),
+    ];
+
+    let r = c
+        .post_json("/anthropic/v1/messages", &h, &messages(false))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["type"], "message");
+    let seen = last_upstream_request(&mock).await;
+    let headers = seen["headers"].to_string().to_lowercase();
+    assert!(
+        headers.contains("interleaved-thinking-2025-05-14"),
+        "anthropic-beta forwarded: {headers}"
+    );
+    assert!(headers.contains("ok-ant") && !headers.contains(KEY));
+
+    // Claude Code's spelling: bare /v1/messages with ?beta=true and a Bearer token.
+    let auth = bearer(KEY);
+    let r = c
+        .post_json(
+            "/v1/messages?beta=true",
+            &[
+                ("authorization", &auth),
+                ("anthropic-version", "2023-06-01"),
+            ],
+            &messages(true),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let events = r.events();
+    let names: Vec<_> = events.iter().filter_map(|(n, _)| n.clone()).collect();
+    assert_eq!(names.first().map(String::as_str), Some("message_start"));
+    assert_eq!(names.last().map(String::as_str), Some("message_stop"));
+    assert!(
+        events.iter().all(|(n, _)| n.is_some()),
+        "every Anthropic event has its event: line"
+    );
+}
+
+#[tokio::test]
+async fn models_are_listed_per_allowlist_on_both_surfaces() {
+    let mock = common::mock().await;
+    let gw = Gateway::start(&config(mock.addr, ""));
+    let mut c = gw.client();
+    let ids = |v: &Value| -> Vec<String> {
+        v["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["id"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let all = c
+        .get("/v1/models", &[("authorization", &bearer(KEY))])
+        .await;
+    assert_eq!(
+        ids(&all.json()),
+        ["claude", "gpt", "paced", "sluggish", "unreachable"]
+    );
+    let narrow = c
+        .get("/v1/models", &[("authorization", &bearer(NARROW_KEY))])
+        .await;
+    assert_eq!(ids(&narrow.json()), ["gpt"]);
+    let anthropic = c.get("/anthropic/v1/models", &[("x-api-key", KEY)]).await;
+    assert_eq!(anthropic.json()["data"][0]["type"], "model");
+}
+
+/// Every client error, in each surface's envelope, on one keep-alive connection.
+#[tokio::test]
+async fn errors_in_the_callers_envelope_and_the_connection_survives() {
+    let mock = common::mock().await;
+    let gw = Gateway::start(&config(mock.addr, ""));
+    let mut c = gw.client();
+    let auth = bearer(KEY);
+    let narrow = bearer(NARROW_KEY);
+
+    let openai_cases: Vec<(u16, &str, Vec<(&str, &str)>, Vec<u8>, &str)> = vec![
+        (
+            401,
+            "/v1/chat/completions",
+            vec![],
+            serde_json::to_vec(&chat(false)).unwrap(),
+            "authentication_error",
+        ),
+        (
+            401,
+            "/v1/chat/completions",
+            vec![("authorization", "Bearer nope")],
+            serde_json::to_vec(&chat(false)).unwrap(),
+            "authentication_error",
+        ),
+        (
+            403,
+            "/v1/chat/completions",
+            vec![("authorization", &narrow)],
+            serde_json::to_vec(&json!({"model":"claude","messages":[]})).unwrap(),
+            "invalid_request_error",
+        ),
+        (
+            404,
+            "/v1/chat/completions",
+            vec![("authorization", &auth)],
+            serde_json::to_vec(&json!({"model":"nope","messages":[]})).unwrap(),
+            "invalid_request_error",
+        ),
+        (
+            404,
+            "/v1/nothing-here",
+            vec![("authorization", &auth)],
+            b"{}".to_vec(),
+            "invalid_request_error",
+        ),
+        (
+            400,
+            "/v1/chat/completions",
+            vec![("authorization", &auth)],
+            b"{\"model\": ".to_vec(),
+            "invalid_request_error",
+        ),
+        (
+            400,
+            "/v1/chat/completions",
+            vec![("authorization", &auth)],
+            br#"{"model":"gpt"}"#.to_vec(),
+            "invalid_request_error",
+        ),
+        (
+            400,
+            "/v1/chat/completions",
+            vec![("authorization", &auth)],
+            br#"{"model":"gpt","messages":{}}"#.to_vec(),
+            "invalid_request_error",
+        ),
+    ];
+    for (status, path, headers, body, kind) in openai_cases {
+        let r = c.request("POST", path, &headers, &body).await;
+        assert_eq!(r.status, status, "{path} {}", r.text());
+        let v = r.json();
+        assert_eq!(v["error"]["type"], kind, "{v}");
+        for field in ["message", "type", "param", "code"] {
+            assert!(
+                v["error"].get(field).is_some(),
+                "OpenAI envelope lacks {field}: {v}"
+            );
+        }
+    }
+    let missing = c
+        .request(
+            "POST",
+            "/v1/chat/completions",
+            &[("authorization", &auth)],
+            br#"{"model":"gpt"}"#,
+        )
+        .await;
+    assert_eq!(missing.json()["error"]["param"], "messages");
+
+    let anthropic_cases: Vec<(u16, Vec<(&str, &str)>, Value, &str)> = vec![
+        (401, vec![], messages(false), "authentication_error"),
+        (
+            403,
+            vec![("x-api-key", NARROW_KEY)],
+            messages(false),
+            "permission_error",
+        ),
+        (
+            404,
+            vec![("x-api-key", KEY)],
+            json!({"model":"nope","max_tokens":1,"messages":[]}),
+            "not_found_error",
+        ),
+        (
+            400,
+            vec![("x-api-key", KEY)],
+            json!({"model":"claude","messages":[]}),
+            "invalid_request_error",
+        ),
+    ];
+    for (status, headers, body, kind) in anthropic_cases {
+        let r = c.post_json("/anthropic/v1/messages", &headers, &body).await;
+        assert_eq!(r.status, status, "{}", r.text());
+        let v = r.json();
+        assert_eq!(
+            (v["type"].as_str(), v["error"]["type"].as_str()),
+            (Some("error"), Some(kind)),
+            "{v}"
+        );
+    }
+
+    let ok = c
+        .post_json(
+            "/v1/chat/completions",
+            &[("authorization", &auth)],
+            &chat(false),
+        )
+        .await;
+    assert_eq!(ok.status, 200);
+    assert_eq!(c.connections, 1, "every error kept the connection alive");
+}
+
+#[tokio::test]
+async fn upstream_unreachable_is_502_and_slow_upstream_is_504() {
+    let mock = common::mock().await;
+    let gw = Gateway::start(&config(mock.addr, ""));
+    let mut c = gw.client();
+    let auth = bearer(KEY);
+    let r = c
+        .post_json(
+            "/v1/chat/completions",
+            &[("authorization", &auth)],
+            &json!({"model":"unreachable","messages":[]}),
+        )
+        .await;
+    assert_eq!(r.status, 502, "{}", r.text());
+    assert_eq!(r.json()["error"]["type"], "server_error");
+    let r = c
+        .post_json(
+            "/v1/chat/completions",
+            &[("authorization", &auth)],
+            &json!({"model":"sluggish","messages":[]}),
+        )
+        .await;
+    assert_eq!(r.status, 504, "{}", r.text());
+    let r = c
+        .post_json(
+            "/anthropic/v1/messages",
+            &[("x-api-key", KEY)],
+            &json!({"model":"sluggish","max_tokens":1,"messages":[]}),
+        )
+        .await;
+    assert_eq!(r.status, 504);
+    assert_eq!(r.json()["error"]["type"], "timeout_error");
+}
+
+#[tokio::test]
+async fn bodies_over_one_mebibyte_pass_and_over_the_cap_are_413() {
+    let mock = common::mock().await;
+    let gw = Gateway::start(&config(mock.addr, ""));
+    let mut c = gw.client();
+    let auth = bearer(KEY);
+    let big = "x".repeat(1_500_000);
+    let body = json!({"model":"gpt","messages":[{"role":"user","content": big}]});
+    let r = c
+        .post_json("/v1/chat/completions", &[("authorization", &auth)], &body)
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let seen = last_upstream_request(&mock).await;
+    assert!(
+        seen["body"].as_str().unwrap().len() > 1_500_000,
+        "the whole body reached the upstream"
+    );
+
+    let huge = json!({"model":"gpt","messages":[{"role":"user","content": "y".repeat(2_100_000)}]});
+    let r = c
+        .post_json("/v1/chat/completions", &[("authorization", &auth)], &huge)
+        .await;
+    assert_eq!(r.status, 413);
+    assert_eq!(r.json()["error"]["type"], "invalid_request_error");
+}
+
+/// The first chunk reaches the client while the upstream is still pausing before the second.
+#[tokio::test]
+async fn stream_chunks_are_not_buffered() {
+    let mock = common::mock().await;
+    let gw = Gateway::start(&config(mock.addr, ""));
+    let mut c = gw.client();
+    let body = json!({"model":"paced","stream":true,"messages":[{"role":"user","content":"hi"}]});
+    let r = c
+        .post_json(
+            "/v1/chat/completions",
+            &[("authorization", &bearer(KEY))],
+            &body,
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let text_pieces: Vec<_> = r
+        .pieces
+        .iter()
+        .filter(|(_, p)| String::from_utf8_lossy(p).contains("\"content\":\""))
+        .collect();
+    assert!(text_pieces.len() >= 2, "{:?}", r.pieces);
+    let (first, second) = (text_pieces[0].0, text_pieces[1].0);
+    assert!(
+        second - first >= Duration::from_millis(500),
+        "chunks arrived together: first at {first:?}, second at {second:?}"
+    );
+}
