@@ -4,6 +4,7 @@
 # matches the requirements file and the interpreter is left untouched.
 # Prints nothing on success; prints the venv's python path with --print-python.
 set -euo pipefail
+export PIP_ROOT_USER_ACTION=ignore PIP_DISABLE_PIP_VERSION_CHECK=1
 cd "$(dirname "$0")/.."
 
 repo="$(pwd)"

@@ -275,3 +275,26 @@ def test_upstream_failure_surfaces_as_an_sdk_error(anthropic_client):
         anthropic_client.messages.create(model="broken-claude", max_tokens=16, messages=user("hi"))
     assert e.value.status_code >= 500, e.value
     assert e.value.body["type"] == "error" and e.value.body["error"]["message"], e.value.body
+
+
+def test_thinking_signature_round_trips_in_a_tool_loop(anthropic_client, mock_requests, marker):
+    """Claude Code's loop: thinking + tool_use, then the whole assistant turn sent back."""
+    with anthropic_client.messages.stream(
+        model="claude", max_tokens=2048, thinking=THINKING, tools=TOOLS, messages=user(f"weather? {marker}")
+    ) as stream:
+        final = stream.get_final_message()
+    assert final.content[0].type == "thinking" and final.content[0].signature, final.content
+    use = next(b for b in final.content if b.type == "tool_use")
+    assert use.input == WEATHER_ARGS
+
+    turn = [b.model_dump(exclude_none=True) for b in final.content]
+    messages = user(f"weather? {marker}") + [
+        {"role": "assistant", "content": turn},
+        {"role": "user", "content": [{"type": "tool_result", "tool_use_id": use.id, "content": "sunny"}]},
+    ]
+    second = anthropic_client.messages.create(
+        model="claude", max_tokens=2048, thinking=THINKING, tools=TOOLS, messages=messages
+    )
+    assert second.content
+    sent = mock_requests.find(marker).json  # the latest: the second turn
+    assert sent["messages"][1] == {"role": "assistant", "content": turn}, "the signed turn reaches the upstream as sent"

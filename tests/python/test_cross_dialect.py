@@ -334,9 +334,9 @@ def test_openai_sdk_tool_call_from_gemini(openai_client, mock_requests, marker):
     assert call.id and call.function.name == "get_weather"
     assert json.loads(call.function.arguments) == WEATHER_ARGS
 
-    decls = mock_requests.find(marker).json["tools"][0]
-    decls = decls.get("functionDeclarations") or decls.get("function_declarations")
-    assert decls[0]["name"] == "get_weather", decls
+    sent = mock_requests.find(marker).json
+    decls = [d for t in sent.get("tools", []) for d in t.get("functionDeclarations") or t.get("function_declarations") or []]
+    assert [d["name"] for d in decls] == ["get_weather"], sent
 
     got = openai_stream(
         openai_client.chat.completions.create(
@@ -344,8 +344,27 @@ def test_openai_sdk_tool_call_from_gemini(openai_client, mock_requests, marker):
         )
     )
     assert got["finish"] == "tool_calls"
-    assert json.loads(got["tools"][0]["arguments"]) == WEATHER_ARGS
-    assert got["tools"][0]["name"] == "get_weather" and got["tools"][0]["id"]
+    call = got["tools"][0]
+    assert json.loads(call["arguments"]) == WEATHER_ARGS
+    assert call["name"] == "get_weather" and call["id"]
+
+    messages = oai_messages(f"weather? {marker}") + [
+        {
+            "role": "assistant",
+            "content": None,
+            "tool_calls": [{"id": call["id"], "type": "function", "function": {"name": "get_weather", "arguments": call["arguments"]}}],
+        },
+        {"role": "tool", "tool_call_id": call["id"], "content": "sunny"},
+    ]
+    second = openai_client.chat.completions.create(model="gemini", messages=messages, tools=OPENAI_TOOLS)
+    assert second.choices[0].message.content or second.choices[0].message.tool_calls
+    contents = mock_requests.find(marker).json["contents"]
+    assert [c["role"] for c in contents] == ["user", "model", "user"], contents
+    fc = [p["functionCall"] for p in contents[1]["parts"] if "functionCall" in p]
+    assert len(fc) == 1 and fc[0]["name"] == "get_weather" and fc[0]["args"] == WEATHER_ARGS, contents[1]
+    fr = [p["functionResponse"] for p in contents[2]["parts"] if "functionResponse" in p]
+    assert len(fr) == 1 and fr[0]["name"] == "get_weather", contents[2]
+    assert "sunny" in json.dumps(fr[0]["response"], ensure_ascii=False)
 
 
 def test_anthropic_sdk_to_gemini(anthropic_client, mock_requests, marker):
@@ -383,3 +402,51 @@ def test_anthropic_sdk_tool_use_from_gemini(anthropic_client, marker):
     use = next(b for b in final.content if b.type == "tool_use")
     assert isinstance(use.input, dict) and use.input == WEATHER_ARGS
     assert final.stop_reason == "tool_use"
+
+
+# =========================================================================== thinking + tools, agent loop
+
+
+def _thinking_tool_loop(client, model: str, marker: str):
+    """Turn 1 (thinking + tool_use, streamed) and turn 2 (the whole turn sent back + tool_result)."""
+    first = ant_messages(f"weather? {marker}")
+    with client.messages.stream(
+        model=model, max_tokens=2048, thinking=THINKING, tools=ANTHROPIC_TOOLS, messages=first
+    ) as stream:
+        final = stream.get_final_message()
+    assert final.stop_reason == "tool_use"
+    assert final.content[0].type == "thinking" and final.content[0].thinking.strip(), final.content
+    assert final.content[0].signature, "a thinking block a client can send back carries a signature"
+    use = next(b for b in final.content if b.type == "tool_use")
+    assert isinstance(use.input, dict) and use.input == WEATHER_ARGS
+    messages = first + [
+        {"role": "assistant", "content": [b.model_dump(exclude_none=True) for b in final.content]},
+        {"role": "user", "content": [{"type": "tool_result", "tool_use_id": use.id, "content": "sunny"}]},
+    ]
+    second = client.messages.create(
+        model=model, max_tokens=2048, thinking=THINKING, tools=ANTHROPIC_TOOLS, messages=messages
+    )
+    assert second.content
+    return final, use
+
+
+def test_anthropic_thinking_tool_loop_on_deepseek_echoes_reasoning_content(anthropic_client, mock_requests, marker):
+    final, use = _thinking_tool_loop(anthropic_client, "deepseek", marker)
+    sent = mock_requests.find(marker).json  # the latest: the second turn
+    assistant = next(m for m in sent["messages"] if m["role"] == "assistant")
+    assert assistant.get("reasoning_content") == final.content[0].thinking, "DeepSeek needs its reasoning back"
+    assert [c["id"] for c in assistant["tool_calls"]] == [use.id]
+    tool = next(m for m in sent["messages"] if m["role"] == "tool")
+    assert tool["tool_call_id"] == use.id
+
+
+def test_anthropic_thinking_tool_loop_on_gemini_keeps_thought_signature(anthropic_client, mock_requests, marker):
+    final, use = _thinking_tool_loop(anthropic_client, "gemini", marker)
+    sent = mock_requests.find(marker).json  # the latest: the second turn
+    model_turn = next(c for c in sent["contents"] if c["role"] == "model")
+    calls = [p for p in model_turn["parts"] if "functionCall" in p]
+    assert len(calls) == 1 and calls[0]["functionCall"]["args"] == WEATHER_ARGS, model_turn
+    assert calls[0].get("thoughtSignature"), f"Gemini's thought signature is restored on replay: {model_turn}"
+    assert sent["generationConfig"]["thinkingConfig"]["includeThoughts"] is True
+    reply = sent["contents"][-1]["parts"]
+    assert [p["functionResponse"]["name"] for p in reply if "functionResponse" in p] == ["get_weather"], reply
