@@ -192,15 +192,15 @@ async fn overrides() {
     c.send("POST", "/v1/chat/completions", h, chat(true).as_bytes())
         .await
         .unwrap();
-    let t = Instant::now();
     c.read_head().await.unwrap();
+    let t = Instant::now();
     let mut at = Vec::new();
     while c.next_chunk().await.unwrap().is_some() {
         at.push(t.elapsed());
     }
     assert_eq!(at.len(), 5, "role, 2 deltas, finish, [DONE]");
     assert!(
-        at[0] < Duration::from_millis(30),
+        at[0] < Duration::from_millis(35),
         "header and first event at once: {at:?}"
     );
     for w in at.windows(2) {
@@ -224,14 +224,14 @@ async fn config_defaults() {
     let cfg = ezrouter_mock::MockConfig {
         chunks: 2,
         chunk_delay: Duration::from_millis(20),
-        ttfb: Duration::from_millis(50),
+        ttfb: Duration::from_millis(300),
     };
     let s = ezrouter_mock::start("127.0.0.1:0", cfg).await.unwrap();
     let t = Instant::now();
     let r = request(s.addr, "POST", "/v1/chat/completions", OA, &chat(true)).await;
     let took = t.elapsed();
     assert_eq!(r.sse(false).len(), 5);
-    assert!(took >= Duration::from_millis(50 + 4 * 20), "{took:?}");
+    assert!(took >= Duration::from_millis(300 + 4 * 20), "{took:?}");
     // Headers still override.
     let t = Instant::now();
     let h = &[
@@ -240,7 +240,7 @@ async fn config_defaults() {
         ("x-mock-chunk-delay-ms", "0"),
     ];
     request(s.addr, "POST", "/v1/chat/completions", h, &chat(true)).await;
-    assert!(t.elapsed() < Duration::from_millis(50));
+    assert!(t.elapsed() < Duration::from_millis(250));
 }
 
 #[tokio::test]
