@@ -59,7 +59,8 @@
 //!   (`finish_reason:"tool_calls"`); Anthropic: a text block, then a
 //!   `tool_use` block with `input_json_delta` fragments (`""` first;
 //!   `stop_reason:"tool_use"`); Gemini: one `functionCall` part, whole, with
-//!   a `thoughtSignature`. Arguments are split into `chunks` fragments.
+//!   a `thoughtSignature` and no `id` (like the Gemini API), finish `STOP`.
+//!   Arguments are split into `chunks` fragments.
 //! * **Usage**: prompt tokens P = body bytes / 4 (≥ 1), of which P/2 are
 //!   cache reads; 3 tokens per text delta, 5 per thinking delta,
 //!   8 + args/4 per tool call. OpenAI: `prompt_tokens` = P,
@@ -103,7 +104,7 @@
 //!
 //! ## Per-request overrides (headers)
 //!
-//! `x-mock-chunks: N` (text deltas), `x-mock-chunk-delay-ms: MS` (between
+//! `x-mock-chunks: N` (text deltas, 1..=100000), `x-mock-chunk-delay-ms: MS` (between
 //! stream events), `x-mock-ttfb-ms: MS` (before the response header,
 //! added to `slow-`).
 //!
@@ -116,6 +117,12 @@
 //! write). While waiting (ttfb, `slow-`, `hang`, chunk delay) the socket is
 //! watched: a client that closes is counted in [`Stats::client_closed`] at
 //! once, and the response stops; so does a failed write.
+//!
+//! ## Benchmark
+//!
+//! `cargo run --release -p ezrouter-mock --example mock_upstream -- 127.0.0.1:9000 1`
+//! then `wrk -t1 -c32 -d5s -s mock/bench/chat_stream.lua http://127.0.0.1:9000`
+//! (also `chat_json.lua`, `messages_stream.lua`).
 
 mod anthropic;
 mod common;

@@ -231,7 +231,7 @@ impl Opts {
         Opts {
             chunks: num(&k.mock_chunks)
                 .map_or(c.chunks, |n| n as usize)
-                .clamp(1, 1 << 20),
+                .clamp(1, 100_000),
             delay: num(&k.mock_delay).map_or(c.chunk_delay, Duration::from_millis),
             ttfb: num(&k.mock_ttfb).map_or(c.ttfb, Duration::from_millis),
         }
