@@ -610,6 +610,12 @@ pub(super) fn write(req: &Request, t: &Target, _out: &mut WriteOut) -> Result<Ob
             ),
         );
     }
+    if turns.is_empty() {
+        return Err(ApiError::invalid_param(
+            "messages",
+            "`messages` must contain at least one non-empty message",
+        ));
+    }
     if !pre_gemini3(t.model) {
         for (role, parts) in &mut turns {
             if *role != Role::Assistant {

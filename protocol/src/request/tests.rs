@@ -1778,3 +1778,334 @@ fn gemini_upstream_stream_flag_follows_the_client() {
     let out: Value = serde_json::from_slice(&t.body).unwrap();
     assert!(out.get("stream").is_none() && out.get("model").is_none());
 }
+
+// ---------------------------------------------------------------------------------------------
+// Property tests: same-dialect round trips through the IR lose none of the mapped fields.
+
+mod roundtrip {
+    use super::*;
+    use proptest::collection::vec;
+    use proptest::option;
+    use proptest::prelude::*;
+
+    fn text() -> impl Strategy<Value = String> {
+        "[a-zA-Z0-9 ,.!?é中-]{0,24}".prop_map(|s| s)
+    }
+
+    fn nonblank() -> impl Strategy<Value = String> {
+        "[a-zA-Z0-9é中][a-zA-Z0-9 ,.!?é中-]{0,20}"
+    }
+
+    fn name() -> impl Strategy<Value = String> {
+        "[a-z][a-z0-9_]{0,15}"
+    }
+
+    fn args() -> impl Strategy<Value = Value> {
+        proptest::collection::btree_map(
+            "[a-z]{1,6}",
+            prop_oneof![
+                any::<i32>().prop_map(|n| json!(n)),
+                text().prop_map(|s| json!(s)),
+                any::<bool>().prop_map(|b| json!(b)),
+            ],
+            0..4,
+        )
+        .prop_map(|m| json!(m))
+    }
+
+    fn hundredths(lo: u32, hi: u32) -> impl Strategy<Value = f64> {
+        (lo..=hi).prop_map(|n| n as f64 / 100.0)
+    }
+
+    /// One OpenAI turn group: a user message, or an assistant message with text and/or tool
+    /// calls followed by one tool message per call.
+    fn openai_turn(k: usize) -> impl Strategy<Value = Vec<Value>> {
+        prop_oneof![
+            text().prop_map(|t| vec![json!({"role": "user", "content": t})]),
+            (option::of(nonblank()), vec((name(), args(), text()), 0..3)).prop_map(move |(t, calls)| {
+                let mut msg = json!({"role": "assistant"});
+                msg["content"] = match (&t, calls.is_empty()) {
+                    (Some(t), _) => json!(t),
+                    (None, true) => json!(""),
+                    (None, false) => Value::Null,
+                };
+                let mut out = vec![];
+                if !calls.is_empty() {
+                    msg["tool_calls"] = calls
+                        .iter()
+                        .enumerate()
+                        .map(|(j, (n, a, _))| json!({"id": format!("call_{k}_{j}"), "type": "function", "function": {"name": n, "arguments": a.to_string()}}))
+                        .collect();
+                }
+                out.push(msg);
+                for (j, (_, _, r)) in calls.iter().enumerate() {
+                    out.push(json!({"role": "tool", "tool_call_id": format!("call_{k}_{j}"), "content": r}));
+                }
+                out
+            }),
+        ]
+    }
+
+    fn openai_request() -> impl Strategy<Value = Value> {
+        let turns = (1usize..6).prop_flat_map(|n| (0..n).map(openai_turn).collect::<Vec<_>>());
+        let sampling = (
+            option::of(hundredths(0, 200)),
+            option::of(hundredths(1, 100)),
+            option::of(1u64..100_000),
+            vec(nonblank(), 0..4),
+            option::of(any::<i32>()),
+            option::of(hundredths(0, 200)),
+            option::of(hundredths(0, 200)),
+        );
+        let tools = vec((name(), option::of(text()), args()), 0..3);
+        let misc = (
+            option::of(text()),
+            any::<bool>(),
+            option::of(prop_oneof![
+                Just("low"),
+                Just("medium"),
+                Just("high"),
+                Just("none")
+            ]),
+            option::of(0usize..4),
+            option::of(any::<bool>()),
+        );
+        (option::of(text()), any::<bool>(), turns, sampling, tools, misc).prop_map(
+            |(system, developer, turns, s, tools, misc)| {
+                let mut messages = vec![];
+                if let Some(sys) = system {
+                    messages.push(json!({"role": if developer { "developer" } else { "system" }, "content": sys}));
+                }
+                messages.extend(turns.into_iter().flatten());
+                let mut b = json!({"model": "gpt-x", "messages": messages});
+                let mut put = |k: &str, v: Option<Value>| {
+                    if let Some(v) = v {
+                        b[k] = v;
+                    }
+                };
+                put("temperature", s.0.map(|v| json!(v)));
+                put("top_p", s.1.map(|v| json!(v)));
+                put("max_completion_tokens", s.2.map(|v| json!(v)));
+                put("stop", (!s.3.is_empty()).then(|| json!(s.3)));
+                put("seed", s.4.map(|v| json!(v)));
+                put("presence_penalty", s.5.map(|v| json!(v)));
+                put("frequency_penalty", s.6.map(|v| json!(v)));
+                let (user, stream, effort, choice, parallel) = misc;
+                put("user", user.map(|v| json!(v)));
+                put("reasoning_effort", effort.map(|v| json!(v)));
+                if stream {
+                    put("stream", Some(json!(true)));
+                    put("stream_options", Some(json!({"include_usage": true})));
+                }
+                if !tools.is_empty() {
+                    let mut seen = std::collections::HashSet::new();
+                    let defs: Vec<Value> = tools
+                        .iter()
+                        .filter(|(n, _, _)| seen.insert(n.clone()))
+                        .map(|(n, d, schema)| {
+                            let mut f = json!({"name": n, "parameters": {"type": "object", "properties": schema}});
+                            if let Some(d) = d {
+                                f["description"] = json!(d);
+                            }
+                            json!({"type": "function", "function": f})
+                        })
+                        .collect();
+                    let first = defs[0]["function"]["name"].clone();
+                    put("tools", Some(Value::Array(defs)));
+                    put(
+                        "tool_choice",
+                        choice.map(|c| match c {
+                            0 => json!("auto"),
+                            1 => json!("required"),
+                            2 => json!("none"),
+                            _ => json!({"type": "function", "function": {"name": first}}),
+                        }),
+                    );
+                    put("parallel_tool_calls", parallel.map(|p| json!(p)));
+                }
+                b
+            },
+        )
+    }
+
+    fn cache() -> impl Strategy<Value = Option<Value>> {
+        option::of(prop_oneof![
+            Just(json!({"type": "ephemeral"})),
+            Just(json!({"type": "ephemeral", "ttl": "1h"})),
+        ])
+    }
+
+    fn text_block() -> impl Strategy<Value = Value> {
+        (nonblank(), cache()).prop_map(|(t, c)| {
+            let mut b = json!({"type": "text", "text": t});
+            if let Some(c) = c {
+                b["cache_control"] = c;
+            }
+            b
+        })
+    }
+
+    /// An Anthropic (assistant, user) exchange; with `thinking`, assistant turns start with a
+    /// signed thinking block.
+    fn anthropic_exchange(k: usize, thinking: bool) -> impl Strategy<Value = Vec<Value>> {
+        (
+            option::of(text_block()),
+            vec((name(), args(), nonblank(), any::<bool>()), 0..3),
+            vec(text_block(), 0..2),
+            "[A-Za-z0-9+/]{8,16}",
+            option::of("[A-Za-z0-9+/]{4,8}"),
+        )
+            .prop_map(move |(t, calls, user_text, sig, img)| {
+                let mut a = vec![];
+                if thinking {
+                    a.push(json!({"type": "thinking", "thinking": "considering", "signature": sig}));
+                }
+                if let Some(t) = t {
+                    a.push(t);
+                }
+                let mut u = vec![];
+                for (j, (n, input, result, is_error)) in calls.iter().enumerate() {
+                    let id = format!("toolu_{k}_{j}");
+                    a.push(json!({"type": "tool_use", "id": id, "name": n, "input": input}));
+                    let mut r = json!({"type": "tool_result", "tool_use_id": id, "content": result});
+                    if *is_error {
+                        r["is_error"] = json!(true);
+                    }
+                    u.push(r);
+                }
+                if a.is_empty() {
+                    a.push(json!({"type": "text", "text": "ok"}));
+                }
+                u.extend(user_text);
+                if let Some(data) = img {
+                    u.push(json!({"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": data}}));
+                }
+                if u.is_empty() {
+                    u.push(json!({"type": "text", "text": "go on"}));
+                }
+                vec![json!({"role": "assistant", "content": a}), json!({"role": "user", "content": u})]
+            })
+    }
+
+    fn anthropic_request() -> impl Strategy<Value = Value> {
+        (any::<bool>(), 0usize..4).prop_flat_map(|(thinking, n)| {
+            let exchanges = (0..n).map(move |k| anthropic_exchange(k, thinking)).collect::<Vec<_>>();
+            let system = prop_oneof![
+                Just(None),
+                nonblank().prop_map(|s| Some(json!(s))),
+                vec(text_block(), 1..3).prop_map(|v| Some(
+                    if v.len() == 1 && v[0].get("cache_control").is_none() {
+                        v[0]["text"].clone()
+                    } else {
+                        Value::Array(v)
+                    }
+                )),
+            ];
+            let sampling = (
+                option::of(hundredths(0, 100)),
+                option::of(hundredths(1, 100)),
+                option::of(1u64..500),
+                vec(nonblank(), 0..3),
+                2048u64..100_000,
+            );
+            let tools = vec((name(), option::of(nonblank()), args(), cache()), 0..3);
+            let misc = (option::of(nonblank()), any::<bool>(), option::of(0usize..4), any::<bool>());
+            (Just(thinking), vec(text_block(), 1..3), exchanges, system, sampling, tools, misc)
+        })
+        .prop_map(|(thinking, first, exchanges, system, s, tools, misc)| {
+            let mut messages = vec![json!({"role": "user", "content": first})];
+            messages.extend(exchanges.into_iter().flatten());
+            let (temperature, top_p, top_k, stop, max_tokens) = s;
+            let mut b = json!({"model": "claude-x", "max_tokens": max_tokens, "messages": messages});
+            if let Some(sys) = system {
+                b["system"] = sys;
+            }
+            if !stop.is_empty() {
+                b["stop_sequences"] = json!(stop);
+            }
+            let (user, stream, choice, no_parallel) = misc;
+            if let Some(u) = user {
+                b["metadata"] = json!({"user_id": u});
+            }
+            if stream {
+                b["stream"] = json!(true);
+            }
+            if thinking {
+                b["thinking"] = json!({"type": "enabled", "budget_tokens": 1024 + max_tokens / 4});
+            } else {
+                // temperature xor top_p (pitfall 27 drops top_p otherwise)
+                match (temperature, top_p) {
+                    (Some(t), _) => b["temperature"] = json!(t),
+                    (None, Some(p)) => b["top_p"] = json!(p),
+                    _ => {}
+                }
+                if let Some(k) = top_k {
+                    b["top_k"] = json!(k);
+                }
+            }
+            if !tools.is_empty() {
+                let mut seen = std::collections::HashSet::new();
+                let defs: Vec<Value> = tools
+                    .iter()
+                    .filter(|(n, ..)| seen.insert(n.clone()))
+                    .map(|(n, d, schema, c)| {
+                        let mut t = json!({"name": n, "input_schema": {"type": "object", "properties": schema}});
+                        if let Some(d) = d {
+                            t["description"] = json!(d);
+                        }
+                        if let Some(c) = c {
+                            t["cache_control"] = c.clone();
+                        }
+                        t
+                    })
+                    .collect();
+                let first = defs[0]["name"].clone();
+                b["tools"] = Value::Array(defs);
+                // Forced choices are incompatible with thinking (pitfall 20).
+                let mut tc = match (choice, thinking) {
+                    (Some(0), _) => Some(json!({"type": "auto"})),
+                    (Some(1), false) => Some(json!({"type": "any"})),
+                    (Some(2), _) => Some(json!({"type": "none"})),
+                    (Some(3), false) => Some(json!({"type": "tool", "name": first})),
+                    _ => None,
+                };
+                if no_parallel && tc.as_ref().is_none_or(|t| t["type"] != "none") {
+                    tc.get_or_insert_with(|| json!({"type": "auto"}))["disable_parallel_tool_use"] = json!(true);
+                }
+                if let Some(tc) = tc {
+                    b["tool_choice"] = tc;
+                }
+            }
+            b
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(128))]
+
+        #[test]
+        fn openai_survives_openai_ir_openai(body in openai_request()) {
+            let out = run(O, body.clone(), O, "gpt-x");
+            prop_assert_eq!(out, body);
+        }
+
+        #[test]
+        fn anthropic_survives_anthropic_ir_anthropic(body in anthropic_request()) {
+            let out = run(A, body.clone(), A, "claude-x");
+            prop_assert_eq!(out, body);
+        }
+
+        #[test]
+        fn every_pair_translates_without_error(body in openai_request(), abody in anthropic_request()) {
+            for d in [O, A, G] {
+                let caps = Capabilities::default();
+                // The only refusal possible here: nothing left to send (all-blank turns).
+                match run_full(O, &body, d, "m", &caps, "") {
+                    Ok(_) => {}
+                    Err(e) => prop_assert_eq!(e.param.as_deref(), Some("messages")),
+                }
+                prop_assert!(run_full(A, &abody, d, "m", &caps, "").is_ok());
+            }
+        }
+    }
+}
