@@ -933,6 +933,63 @@ fn openai_reasoning_details_signatures_replay_to_anthropic() {
 }
 
 #[test]
+fn openai_clients_replay_the_response_sides_reasoning_details() {
+    // Streamed to an OpenAI client from Claude: text in reasoning_content, the signature in a
+    // text-less reasoning.text entry.
+    let claude_sig = signature::mint("openrouter/claude", "EqOR");
+    let body = json!({"model": "x", "reasoning_effort": "low", "max_completion_tokens": 4000, "messages": [
+        {"role": "user", "content": "a"},
+        {"role": "assistant", "content": null, "reasoning_content": "plan",
+         "reasoning_details": [{"type": "reasoning.text", "text": "", "signature": "EqNative", "format": "anthropic-claude-v1", "index": 0}],
+         "tool_calls": [{"id": "c", "type": "function", "function": {"name": "f", "arguments": "{}"}}]},
+        {"role": "tool", "tool_call_id": "c", "content": "ok"},
+    ]});
+    let out = run(O, body, A, "claude");
+    assert_eq!(
+        out["messages"][1]["content"][0],
+        json!({"type": "thinking", "thinking": "plan", "signature": "EqNative"})
+    );
+    assert_eq!(out["thinking"]["type"], "enabled");
+    // From Gemini: the call's signature rides in a reasoning.encrypted entry tied to the call id.
+    let caps = Capabilities::default();
+    let gem_sig = signature::mint("google/gemini-3-pro", "Rmlyc3Q=");
+    let body = json!({"model": "x", "messages": [
+        {"role": "user", "content": "a"},
+        {"role": "assistant", "content": null,
+         "reasoning_details": [{"type": "reasoning.encrypted", "data": gem_sig, "id": "call_9", "format": "google-gemini-v1", "index": 0}],
+         "tool_calls": [{"id": "call_9", "type": "function", "function": {"name": "f", "arguments": "{}"}},
+                        {"id": "call_10", "type": "function", "function": {"name": "f", "arguments": "{}"}}]},
+        {"role": "tool", "tool_call_id": "call_9", "content": "ok"},
+        {"role": "tool", "tool_call_id": "call_10", "content": "ok"},
+    ]});
+    let t = run_full(O, &body, G, "gemini-3-pro", &caps, "google/gemini-3-pro").unwrap();
+    let out: Value = serde_json::from_slice(&t.body).unwrap();
+    assert_eq!(
+        out["contents"][1]["parts"][0]["thoughtSignature"],
+        "Rmlyc3Q="
+    );
+    assert!(out["contents"][1]["parts"][1]
+        .get("thoughtSignature")
+        .is_none());
+    // A proxy upstream gets its own artifacts back as reasoning_details.
+    let body = json!({"model": "c", "max_tokens": 10, "messages": [
+        {"role": "user", "content": "a"},
+        {"role": "assistant", "content": [
+            {"type": "thinking", "thinking": "plan", "signature": claude_sig},
+            {"type": "thinking", "thinking": "other", "signature": "EqElsewhere"},
+            {"type": "text", "text": "x"},
+        ]},
+        {"role": "user", "content": "b"},
+    ]});
+    let t = run_full(A, &body, O, "anthropic/claude", &caps, "openrouter/claude").unwrap();
+    let out: Value = serde_json::from_slice(&t.body).unwrap();
+    assert_eq!(
+        out["messages"][1]["reasoning_details"],
+        json!([{"type": "reasoning.text", "text": "plan", "signature": "EqOR", "index": 0}])
+    );
+}
+
+#[test]
 fn pitfall_25_deepseek_reasoning_content_echoed_on_every_assistant_turn() {
     let ds = preset("deepseek").unwrap();
     let body = json!({"model": "c", "max_tokens": 100, "thinking": {"type": "enabled", "budget_tokens": 2000},
