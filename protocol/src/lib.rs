@@ -14,6 +14,7 @@ pub mod response;
 pub mod signature;
 pub mod sse;
 mod stream;
+pub mod tokens;
 pub mod usage;
 
 pub use context::ResponseContext;

@@ -610,6 +610,12 @@ pub(super) fn write(req: &Request, t: &Target, _out: &mut WriteOut) -> Result<Ob
             ),
         );
     }
+    if turns.is_empty() {
+        return Err(ApiError::invalid_param(
+            "messages",
+            "`messages` must contain at least one non-empty message",
+        ));
+    }
     if !pre_gemini3(t.model) {
         for (role, parts) in &mut turns {
             if *role != Role::Assistant {
@@ -920,7 +926,7 @@ fn write_parts(
     let mut parts: Vec<Value> = Vec::new();
     let mut trailing: Vec<Value> = Vec::new(); // images of tool results, after the responses
                                                // A signature waiting for the next part (signature-only thinking, minted signatures).
-    let mut carry: Option<String> = None;
+    let mut carry: Option<(String, bool)> = None; // (signature, meant for a function call)
     for (j, b) in blocks.iter().enumerate() {
         match b {
             Block::Thinking { text, signature } => {
@@ -941,26 +947,41 @@ fn write_parts(
                         _ => None,
                     })
                     .unwrap_or(false);
+                let next_text =
+                    matches!(blocks.get(j + 1), Some(Block::Text { text, .. }) if !text.is_empty());
                 match sig {
-                    Some((sig, native)) if text.is_empty() || (!native && next_call_unsigned) => {
+                    Some((sig, native)) if !native && next_call_unsigned => {
+                        // A minted signature: Gemini wants it on the function call.
                         if !text.is_empty() {
                             parts.push(json!({"text": text, "thought": true}));
                         }
-                        carry = Some(sig.to_string());
+                        carry = Some((sig.to_string(), true));
+                    }
+                    Some((sig, _)) if text.is_empty() && next_text => {
+                        carry = Some((sig.to_string(), false));
+                    }
+                    Some((sig, _)) if text.is_empty() => {
+                        parts.push(json!({"text": "", "thoughtSignature": sig}))
                     }
                     Some((sig, _)) => {
                         parts.push(json!({"text": text, "thought": true, "thoughtSignature": sig}))
                     }
-                    None => {} // foreign reasoning: Gemini does not use earlier thoughts
+                    // Unsigned thought summaries only round-trip Gemini → Gemini; other vendors'
+                    // reasoning is of no use to Gemini.
+                    None if req.source == Some(Dialect::Gemini) && !text.is_empty() => {
+                        parts.push(json!({"text": text, "thought": true}))
+                    }
+                    None => {}
                 }
             }
             Block::Text { text, .. } => {
-                if text.is_empty() && carry.is_none() {
+                if text.is_empty() {
                     continue;
                 }
                 let mut p = json!({ "text": text });
-                if let Some(s) = carry.take() {
+                if let Some((s, false)) = &carry {
                     p["thoughtSignature"] = json!(s);
+                    carry = None;
                 }
                 parts.push(p);
             }
@@ -979,7 +1000,10 @@ fn write_parts(
                 let own = signature
                     .as_ref()
                     .and_then(|s| s.valid_for(ORIGIN_GEMINI, t.origin));
-                if let Some(s) = own.map(str::to_string).or_else(|| carry.take()) {
+                if let Some(s) = own
+                    .map(str::to_string)
+                    .or_else(|| carry.take().map(|(s, _)| s))
+                {
                     p["thoughtSignature"] = json!(s);
                 }
                 parts.push(p);
@@ -1015,7 +1039,7 @@ fn write_parts(
             _ => parts.extend(media_part(b, i, j, t)?),
         }
     }
-    if let Some(s) = carry {
+    if let Some((s, _)) = carry {
         parts.push(json!({"text": "", "thoughtSignature": s}));
     }
     parts.extend(trailing);

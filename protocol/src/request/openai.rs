@@ -426,47 +426,82 @@ fn url_source(url: &str, p: &str) -> Result<MediaSource, ApiError> {
 
 fn parse_assistant(m: &Obj, p: &str) -> Result<Vec<Block>, ApiError> {
     let mut blocks = Vec::new();
-    // Reasoning first: OpenRouter-style `reasoning_details` (with signatures), else the vendor
-    // `reasoning_content` text.
-    let mut have_reasoning = false;
-    if let Some(details) = opt_arr(m, "reasoning_details", p)? {
-        for (j, d) in details.iter().enumerate() {
-            let dp = idx(&sub(p, "reasoning_details"), j);
-            let d = as_obj(d, &dp)?;
-            match opt_str(d, "type", &dp)? {
-                Some("reasoning.text") => {
-                    let sig = opt_str(d, "signature", &dp)?.filter(|s| !s.is_empty());
-                    blocks.push(Block::Thinking {
-                        text: opt_str(d, "text", &dp)?.unwrap_or_default().to_string(),
-                        signature: sig.map(|s| Signature::from_wire(s, ORIGIN_ANTHROPIC)),
+    // Reasoning first. OpenRouter-style `reasoning_details` (the shape the response side emits
+    // for OpenAI clients): `reasoning.text` entries accumulate text until one carries a
+    // signature; `reasoning.encrypted` entries are redacted thinking, or, with an `id`, the
+    // signature of that tool call (Gemini). The plain `reasoning_content` text fills in when the
+    // details carry signatures only (streamed signatures arrive in text-less entries).
+    let plain = match opt_str(m, "reasoning_content", p)? {
+        Some(t) => Some(t),
+        None => opt_str(m, "reasoning", p)?,
+    }
+    .filter(|t| !t.is_empty());
+    let mut call_sigs: Vec<(String, Signature)> = Vec::new();
+    let mut thinking: Vec<Block> = Vec::new();
+    let mut acc = String::new();
+    for (j, d) in opt_arr(m, "reasoning_details", p)?
+        .into_iter()
+        .flatten()
+        .enumerate()
+    {
+        let dp = idx(&sub(p, "reasoning_details"), j);
+        let d = as_obj(d, &dp)?;
+        match opt_str(d, "type", &dp)? {
+            Some("reasoning.text") | Some("reasoning.summary") => {
+                acc.push_str(
+                    opt_str(d, "text", &dp)?
+                        .or(opt_str(d, "summary", &dp)?)
+                        .unwrap_or_default(),
+                );
+                if let Some(sig) = opt_str(d, "signature", &dp)?.filter(|s| !s.is_empty()) {
+                    thinking.push(Block::Thinking {
+                        text: std::mem::take(&mut acc),
+                        signature: Some(Signature::from_wire(sig, ORIGIN_ANTHROPIC)),
                     });
-                    have_reasoning = true;
                 }
-                Some("reasoning.encrypted") => {
-                    let data = opt_str(d, "data", &dp)?.unwrap_or_default();
-                    let sig = Signature::from_wire(data, ORIGIN_ANTHROPIC);
-                    blocks.push(Block::RedactedThinking {
-                        data: sig.value,
-                        origin: sig.origin,
-                    });
-                    have_reasoning = true;
-                }
-                _ => {}
             }
+            Some("reasoning.encrypted") => {
+                let data = opt_str(d, "data", &dp)?.unwrap_or_default();
+                match opt_str(d, "id", &dp)? {
+                    Some(id) => {
+                        call_sigs.push((id.to_string(), Signature::from_wire(data, ORIGIN_GEMINI)))
+                    }
+                    None => {
+                        let sig = Signature::from_wire(data, ORIGIN_ANTHROPIC);
+                        thinking.push(Block::RedactedThinking {
+                            data: sig.value,
+                            origin: sig.origin,
+                        });
+                    }
+                }
+            }
+            _ => {}
         }
     }
-    if !have_reasoning {
-        let text = match opt_str(m, "reasoning_content", p)? {
-            Some(t) => Some(t),
-            None => opt_str(m, "reasoning", p)?,
-        };
-        if let Some(t) = text.filter(|t| !t.is_empty()) {
-            blocks.push(Block::Thinking {
-                text: t.to_string(),
-                signature: None,
-            });
+    if !acc.is_empty() {
+        thinking.push(Block::Thinking {
+            text: acc,
+            signature: None,
+        });
+    }
+    if let Some(t) = plain {
+        let mut texts = thinking.iter_mut().filter_map(|b| match b {
+            Block::Thinking { text, .. } => Some(text),
+            _ => None,
+        });
+        match (texts.next(), texts.next()) {
+            (Some(first), None) if first.is_empty() => *first = t.to_string(),
+            (None, _) => thinking.insert(
+                0,
+                Block::Thinking {
+                    text: t.to_string(),
+                    signature: None,
+                },
+            ),
+            _ => {}
         }
     }
+    blocks.extend(thinking);
     for b in parse_content(get(m, "content"), &sub(p, "content"))? {
         // An empty string next to tool calls means "no text" (pitfall 3).
         if !matches!(&b, Block::Text { text, .. } if text.is_empty()) {
@@ -501,6 +536,19 @@ fn parse_assistant(m: &Obj, p: &str) -> Result<Vec<Block>, ApiError> {
             signature,
             cache_control: get(c, "cache_control").cloned(),
         });
+    }
+    for (id, sig) in call_sigs {
+        for b in &mut blocks {
+            if let Block::ToolCall {
+                id: cid, signature, ..
+            } = b
+            {
+                if *cid == id && signature.is_none() {
+                    *signature = Some(sig);
+                    break;
+                }
+            }
+        }
     }
     if let Some(f) = opt_obj(m, "function_call", p)? {
         let fp = sub(p, "function_call");
@@ -969,6 +1017,35 @@ fn write_assistant(m: &Msg, t: &Target, caps: &Capabilities, same: bool) -> Valu
     }
     if caps.reasoning_echo || (same && !reasoning.is_empty()) {
         o.insert("reasoning_content".into(), json!(reasoning.join("\n\n")));
+    }
+    // Reasoning artifacts this very upstream minted (an OpenRouter-style proxy): hand them back.
+    let own = |origin: &str| !t.origin.is_empty() && origin == t.origin;
+    let mut details = Vec::new();
+    for b in &m.blocks {
+        match b {
+            Block::Thinking {
+                text,
+                signature: Some(sig),
+            } if own(&sig.origin) => details
+                .push(json!({"type": "reasoning.text", "text": text, "signature": sig.value})),
+            Block::RedactedThinking { data, origin } if own(origin) => {
+                details.push(json!({"type": "reasoning.encrypted", "data": data}))
+            }
+            Block::ToolCall {
+                id,
+                signature: Some(sig),
+                ..
+            } if own(&sig.origin) => {
+                details.push(json!({"type": "reasoning.encrypted", "data": sig.value, "id": id}))
+            }
+            _ => {}
+        }
+    }
+    if !details.is_empty() {
+        for (k, d) in details.iter_mut().enumerate() {
+            d["index"] = json!(k);
+        }
+        o.insert("reasoning_details".into(), Value::Array(details));
     }
     if !calls.is_empty() {
         o.insert("tool_calls".into(), Value::Array(calls));

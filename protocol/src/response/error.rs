@@ -179,10 +179,12 @@ fn parse_duration(s: &str) -> Option<u64> {
         let num_len = rest
             .find(|c: char| !(c.is_ascii_digit() || c == '.'))
             .unwrap_or(rest.len());
-        if num_len == 0 {
+        if num_len == 0 || !rest.starts_with(|c: char| c.is_ascii_digit()) {
             break;
         }
-        let n: f64 = rest[..num_len].parse().ok()?;
+        let Ok(n) = rest[..num_len].trim_end_matches('.').parse::<f64>() else {
+            break;
+        };
         let unit = rest[num_len..].trim_start();
         let (mult, len) = if unit.starts_with("ms") || unit.starts_with("millisecond") {
             (

@@ -394,13 +394,6 @@ pub fn check_openai(body: &[u8], expect_usage_chunk: bool) -> OpenAiReplay {
     r
 }
 
-/// Removes the fields that legitimately differ run to run, for comparisons.
-pub fn strip_volatile(v: &mut Value) {
-    if let Some(o) = v.as_object_mut() {
-        o.remove("created");
-    }
-}
-
 pub fn ctx(
     client: Dialect,
     upstream: Dialect,
