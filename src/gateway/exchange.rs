@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use ezrouter_protocol::probe::{Operation, Probe};
+use ezrouter_protocol::tokens;
 use ezrouter_protocol::{
     response_translator, stream_error_event, translate_request, upstream_error, ApiError, Dialect,
     ErrorKind, ResponseContext, Target, Usage,
@@ -44,6 +45,8 @@ struct Prepared {
     path: String,
     body: Bytes,
     ctx: ResponseContext,
+    /// A Gemini `countTokens` call: its `totalTokens` answer becomes Anthropic's `input_tokens`.
+    gemini_count: bool,
 }
 
 /// Why an attempt failed before anything reached the client, for the key's health record.
@@ -86,6 +89,10 @@ pub async fn run(
     client: &Arc<str>,
     max_attempts: u32,
 ) -> Served {
+    let first = &req.model.routes[0];
+    if req.op == Operation::CountTokens && first.provider.dialect == Dialect::OpenAi {
+        return count_locally(session, req, first).await;
+    }
     let mut last: Option<(ApiError, Arc<str>)> = None;
     let keep = |err: ApiError, provider: &Arc<str>, last: &mut Option<(ApiError, Arc<str>)>| {
         if last
@@ -214,6 +221,27 @@ impl Cause {
     }
 }
 
+/// `count_tokens` for a model whose upstream has no counting endpoint: a local tokenizer estimate
+/// that includes the system prompt, tools and images (never 0).
+async fn count_locally(session: &mut Session, req: &Request<'_>, route: &Route) -> Served {
+    let provider = Some(Arc::from(route.provider.name.as_str()));
+    let result = match tokens::estimate_input_tokens(req.surface, req.body) {
+        Ok(n) => {
+            let body = serde_json::to_vec(&serde_json::json!({ "input_tokens": n })).expect("json");
+            match write_json(session, "application/json", body).await {
+                Ok(()) => Ok(200),
+                Err(_) => Ok(0),
+            }
+        }
+        Err(err) => Err(err),
+    };
+    Served {
+        result,
+        usage: None,
+        provider,
+    }
+}
+
 /// The upstream body for `route`: byte-spliced when the dialects match, translated otherwise.
 fn prepare(req: &Request<'_>, route: &Route) -> Result<Prepared, ApiError> {
     let provider = &route.provider;
@@ -234,6 +262,7 @@ fn prepare(req: &Request<'_>, route: &Route) -> Result<Prepared, ApiError> {
             path: provider.path(req.op, upstream, probe.stream),
             body,
             ctx,
+            gemini_count: false,
         });
     }
     if req.op == Operation::Embeddings {
@@ -254,6 +283,7 @@ fn prepare(req: &Request<'_>, route: &Route) -> Result<Prepared, ApiError> {
         path: provider.path(req.op, upstream, translated.upstream_stream),
         body: Bytes::from(translated.body),
         ctx: translated.ctx,
+        gemini_count: false,
     })
 }
 
@@ -433,7 +463,7 @@ async fn attempt(
         .unwrap_or(502);
     if !(200..300).contains(&status) {
         let hint = up.response_header().and_then(|h| retry_hint(&h.headers));
-        let body = read_error_body(&mut up).await;
+        let body = read_small_body(&mut up).await;
         let mut err = upstream_error(provider.dialect, status, &body);
         release(connector, up, provider).await;
         return match status {
@@ -449,8 +479,8 @@ async fn attempt(
     relay(connector, session, provider, up, p, deadline).await
 }
 
-/// Reads an upstream error body, bounded: it only feeds an error message.
-async fn read_error_body(up: &mut HttpSession) -> Vec<u8> {
+/// Reads a small upstream body (an error, a token count), bounded at 64 KiB.
+async fn read_small_body(up: &mut HttpSession) -> Vec<u8> {
     const MAX: usize = 64 * 1024;
     let mut body = Vec::new();
     while let Ok(Some(chunk)) = up.read_response_body().await {
@@ -481,6 +511,9 @@ async fn relay(
     p: &Prepared,
     deadline: Instant,
 ) -> Attempt {
+    if p.gemini_count {
+        return relay_gemini_count(connector, session, provider, up).await;
+    }
     let mut tr = response_translator(p.ctx.clone());
     let stream = p.ctx.client_stream;
     let surface = p.ctx.client;
@@ -560,6 +593,45 @@ async fn relay(
             Err(_) => Attempt::ClientGone { usage: tr.usage() },
         },
         Err(err) => Attempt::Fail(err),
+    }
+}
+
+/// Gemini `{"totalTokens": N}` -> Anthropic `{"input_tokens": N}`.
+async fn relay_gemini_count(
+    connector: &Connector,
+    session: &mut Session,
+    provider: &Provider,
+    mut up: HttpSession,
+) -> Attempt {
+    let body = read_small_body(&mut up).await;
+    release(connector, up, provider).await;
+    #[derive(serde::Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Count {
+        total_tokens: u64,
+    }
+    let Ok(count) = serde_json::from_slice::<Count>(&body) else {
+        return Attempt::Retry(
+            ApiError::new(
+                ErrorKind::BadGateway,
+                format!(
+                    "Provider `{}` sent an unreadable countTokens answer.",
+                    provider.name
+                ),
+            ),
+            Cause::Failure,
+        );
+    };
+    let out = serde_json::to_vec(&serde_json::json!({ "input_tokens": count.total_tokens.max(1) }))
+        .expect("json");
+    match write_json(session, "application/json", out).await {
+        Ok(()) => Attempt::Done {
+            status: 200,
+            usage: Usage::default(),
+        },
+        Err(_) => Attempt::ClientGone {
+            usage: Usage::default(),
+        },
     }
 }
 
