@@ -271,6 +271,17 @@ fn prepare(req: &Request<'_>, route: &Route) -> Result<Prepared, ApiError> {
             format!("`{}` does not serve embeddings.", probe.model),
         ));
     }
+    if req.op == Operation::CountTokens {
+        // Anthropic upstreams took the branch above; OpenAI-dialect ones are counted locally (`run`).
+        let body = tokens::gemini_count_tokens_body(req.surface, req.body, upstream)?;
+        let ctx = ResponseContext::passthrough(req.surface, probe.model.as_ref(), false);
+        return Ok(Prepared {
+            path: provider.path(req.op, upstream, false),
+            body: Bytes::from(body),
+            ctx,
+            gemini_count: true,
+        });
+    }
     let origin = format!("{}/{upstream}", provider.name);
     let target = Target {
         dialect: provider.dialect,
