@@ -1,7 +1,6 @@
 #!/usr/bin/env bash
 # Runs the official-SDK client suite (tests/python) against the real binary.
 # Usage: scripts/test-python.sh [pytest args...]   e.g. -k stream, -x, -v
-# Cross-dialect tests (issue 3) run only with EZROUTER_CROSS_TESTS=1.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

@@ -2,7 +2,7 @@
 loopback ports picked by the kernel, the real `openai` and `anthropic` SDKs pointed at them.
 
 Run with `bash scripts/test-python.sh` (builds the binary, prepares .venv, runs pytest -q).
-The cross-dialect tests (issue 3) run only when EZROUTER_CROSS_TESTS is set.
+The cross-dialect tests (issue 3) are marked `cross` (select them with -m cross).
 """
 
 from __future__ import annotations
@@ -67,20 +67,14 @@ for _name in list(os.environ):
 
 
 def pytest_configure(config):
-    config.addinivalue_line("markers", "cross: cross-dialect translation (issue 3); needs EZROUTER_CROSS_TESTS=1")
+    config.addinivalue_line("markers", "cross: cross-dialect translation (issue 3)")
     config.addinivalue_line("markers", "timeout(seconds): pytest-timeout per-test limit")
 
 
 def pytest_collection_modifyitems(config, items):
-    cross_enabled = bool(os.environ.get("EZROUTER_CROSS_TESTS"))
-    skip_cross = pytest.mark.skip(
-        reason="cross-dialect translation is issue 3: set EZROUTER_CROSS_TESTS=1 to run these"
-    )
     for item in items:
         if item.get_closest_marker("timeout") is None:
             item.add_marker(pytest.mark.timeout(DEFAULT_TEST_TIMEOUT))
-        if "cross" in item.keywords and not cross_enabled:
-            item.add_marker(skip_cross)
 
 
 # --------------------------------------------------------------------------- processes

@@ -4,7 +4,6 @@ count_tokens, models, errors, on both base URLs (/anthropic and the bare host)."
 
 from __future__ import annotations
 
-import json
 
 import anthropic
 import pytest

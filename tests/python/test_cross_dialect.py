@@ -1,5 +1,5 @@
 """Cross-dialect translation (issue 3): each official SDK against a model served by an upstream
-that speaks another wire format. Skipped unless EZROUTER_CROSS_TESTS is set (see conftest).
+that speaks another wire format. Marked `cross`.
 
 Every test checks what a client really relies on (text, streamed deltas adding up to the
 non-stream answer, tool arguments that parse, thinking blocks, usage) and what the upstream
