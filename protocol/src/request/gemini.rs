@@ -196,6 +196,7 @@ fn parse_part(part: &Value, p: &str, msg: usize, out: &mut Vec<Block>) -> Result
                 data: data.clone(),
             },
             data,
+            p,
         ));
         return Ok(());
     }
@@ -203,7 +204,7 @@ fn parse_part(part: &Value, p: &str, msg: usize, out: &mut Vec<Block>) -> Result
         let dp = super::sub(p, "fileData");
         let mime = g_str(d, "mimeType", &dp)?.unwrap_or("application/octet-stream");
         let uri = g_str(d, "fileUri", &dp)?.unwrap_or_default().to_string();
-        out.push(media_block(mime, MediaSource::Url(uri), String::new()));
+        out.push(media_block(mime, MediaSource::Url(uri), String::new(), p));
         return Ok(());
     }
     if let Some(fc) = g_obj(o, "functionCall", p)? {
@@ -268,16 +269,21 @@ fn response_content(r: Option<&Value>) -> (Vec<Block>, bool) {
     )
 }
 
-fn media_block(mime: &str, source: MediaSource, data: String) -> Block {
+fn media_block(mime: &str, source: MediaSource, data: String, path: &str) -> Block {
     let mime = mime.to_ascii_lowercase();
     if mime.starts_with("image/") {
         Block::Image {
             source,
             detail: None,
             cache_control: None,
+            path: Some(path.to_string()),
         }
     } else if mime.starts_with("audio/") && !data.is_empty() {
-        Block::Audio { mime, data }
+        Block::Audio {
+            mime,
+            data,
+            path: Some(path.to_string()),
+        }
     } else {
         Block::Document {
             source,
@@ -285,6 +291,7 @@ fn media_block(mime: &str, source: MediaSource, data: String) -> Block {
             context: None,
             citations: None,
             cache_control: None,
+            path: Some(path.to_string()),
         }
     }
 }
@@ -1061,6 +1068,7 @@ fn media_part(b: &Block, i: usize, j: usize, t: &Target) -> Result<Vec<Value>, A
             }
             MediaSource::FileId { .. } => {
                 return Err(unsupported_block(
+                    b,
                     i,
                     j,
                     "a file id of another provider",
@@ -1080,7 +1088,7 @@ fn media_part(b: &Block, i: usize, j: usize, t: &Target) -> Result<Vec<Value>, A
             v.extend(src_part(source, "application/pdf")?);
             Ok(v)
         }
-        Block::Audio { mime, data } => Ok(vec![
+        Block::Audio { mime, data, .. } => Ok(vec![
             json!({"inlineData": {"mimeType": mime, "data": data}}),
         ]),
         _ => Ok(vec![]),

@@ -240,9 +240,19 @@ pub(crate) fn unsupported(field: &str, target: Dialect) -> ApiError {
     )
 }
 
-pub(crate) fn unsupported_block(msg: usize, block: usize, what: &str, target: Dialect) -> ApiError {
+/// A 400 for a content block the target cannot take, naming the block's place in the client
+/// request (or its IR position when unknown).
+pub(crate) fn unsupported_block(
+    b: &Block,
+    msg: usize,
+    block: usize,
+    what: &str,
+    target: Dialect,
+) -> ApiError {
     ApiError::invalid_param(
-        format!("messages[{msg}].content[{block}]"),
+        b.path()
+            .map(str::to_string)
+            .unwrap_or_else(|| format!("messages[{msg}].content[{block}]")),
         format!(
             "{what} is not supported by this model's upstream ({} API)",
             target.as_str()

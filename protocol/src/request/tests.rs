@@ -1525,6 +1525,17 @@ fn unmappable_fields_give_400_naming_them() {
         ),
         (
             O,
+            json!({"model": "x", "messages": [
+                {"role": "system", "content": "S"},
+                {"role": "assistant", "reasoning_content": "r", "tool_calls": [{"id": "a", "type": "function", "function": {"name": "f", "arguments": "{}"}}]},
+                {"role": "tool", "tool_call_id": "a", "content": "ok"},
+                {"role": "user", "content": [{"type": "text", "text": "hear"}, {"type": "input_audio", "input_audio": {"data": "x", "format": "mp3"}}]},
+            ]}),
+            A,
+            "messages[3].content[1]",
+        ),
+        (
+            O,
             json!({"model": "x", "messages": [{"role": "user", "content": [{"type": "file", "file": {"file_id": "file-1"}}]}]}),
             A,
             "messages[0].content[0]",
