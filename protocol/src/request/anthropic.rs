@@ -408,7 +408,6 @@ pub(super) fn write(req: &Request, t: &Target, out: &mut WriteOut) -> Result<Obj
         }
         None => {}
     }
-    drop(push_system);
     if !system.is_empty() {
         let single_plain = system.len() == 1 && system[0].get("cache_control").is_none();
         body.insert(

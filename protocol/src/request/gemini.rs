@@ -146,7 +146,7 @@ pub(super) fn parse(mut root: Obj) -> Result<Request, ApiError> {
         };
         let mut blocks = Vec::new();
         for (j, part) in g_arr(c, "parts", &p)?.into_iter().flatten().enumerate() {
-            parse_part(part, &idx(&super::sub(&p, "parts"), j), i, &mut blocks)?;
+            parse_part(part, &idx(&super::sub(&p, "parts"), j), &mut blocks)?;
         }
         req.messages.push(Msg { role, blocks });
     }
@@ -163,7 +163,7 @@ pub(super) fn parse(mut root: Obj) -> Result<Request, ApiError> {
     Ok(req)
 }
 
-fn parse_part(part: &Value, p: &str, msg: usize, out: &mut Vec<Block>) -> Result<(), ApiError> {
+fn parse_part(part: &Value, p: &str, out: &mut Vec<Block>) -> Result<(), ApiError> {
     let o = as_obj(part, p)?;
     let sig = g_str(o, "thoughtSignature", p)?
         .filter(|s| !s.is_empty())
@@ -223,7 +223,7 @@ fn parse_part(part: &Value, p: &str, msg: usize, out: &mut Vec<Block>) -> Result
         let (content, is_error) = response_content(g(fr, "response"));
         let mut content = content;
         for (k, rp) in g_arr(fr, "parts", &fp)?.into_iter().flatten().enumerate() {
-            parse_part(rp, &idx(&super::sub(&fp, "parts"), k), msg, &mut content)?;
+            parse_part(rp, &idx(&super::sub(&fp, "parts"), k), &mut content)?;
         }
         out.push(Block::ToolResult {
             call_id: g_str(fr, "id", &fp)?.unwrap_or_default().to_string(),
@@ -593,7 +593,6 @@ pub(super) fn write(req: &Request, t: &Target, _out: &mut WriteOut) -> Result<Ob
             push_sys(&Block::text(json_instruction(None)));
         }
     }
-    drop(push_sys);
     if !sys_parts.is_empty() {
         body.insert("systemInstruction".into(), json!({ "parts": sys_parts }));
     }
