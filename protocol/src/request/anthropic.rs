@@ -676,6 +676,7 @@ fn write_block(b: &Block, i: usize, j: usize, t: &Target) -> Result<Vec<Value>, 
         } => {
             let src = match source {
                 MediaSource::Base64 { mime, data } => {
+                    let mime = super::normalize_mime(mime);
                     if !IMAGE_MIMES.contains(&mime.as_str()) {
                         return Err(unsupported_block(
                             b,

@@ -711,11 +711,21 @@ pub(crate) fn str_list(m: &Obj, k: &str, path: &str) -> Result<Vec<String>, ApiE
 pub(crate) fn parse_data_url(url: &str) -> Option<(String, String)> {
     let rest = url.strip_prefix("data:")?;
     let (meta, data) = rest.split_once(',')?;
-    let mime = meta.strip_suffix(";base64")?;
+    let meta = meta.strip_suffix(";base64")?;
+    // Parameters (`;charset=…`, `;name=…`) are ignored.
+    let mime = meta.split(';').next().unwrap_or_default().trim();
     if mime.is_empty() || !mime.contains('/') {
         return None;
     }
-    Some((mime.to_ascii_lowercase(), data.to_string()))
+    Some((normalize_mime(mime), data.to_string()))
+}
+
+/// Lower-case, with the common `image/jpg` alias fixed.
+pub(crate) fn normalize_mime(mime: &str) -> String {
+    match mime.to_ascii_lowercase().as_str() {
+        "image/jpg" | "image/pjpeg" => "image/jpeg".to_string(),
+        other => other.to_string(),
+    }
 }
 
 pub(crate) fn data_url(mime: &str, data: &str) -> String {

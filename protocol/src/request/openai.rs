@@ -826,6 +826,7 @@ fn write_user(
             call_id,
             content,
             is_error,
+            cache_control,
             ..
         } = b
         else {
@@ -841,7 +842,18 @@ fn write_user(
                 parts.extend(write_part(c, i, k, t, cache)?);
             }
         }
-        msgs.push(json!({"role": "tool", "tool_call_id": call_id, "content": text}));
+        // A cache marker on the result (Claude Code marks the newest block) survives as a part.
+        let marker = cache_control.as_ref().or_else(|| {
+            content.iter().rev().find_map(|c| match c {
+                Block::Text { cache_control, .. } => cache_control.as_ref(),
+                _ => None,
+            })
+        });
+        let content = match (cache, marker) {
+            (true, Some(c)) => json!([{"type": "text", "text": text, "cache_control": c}]),
+            _ => json!(text),
+        };
+        msgs.push(json!({"role": "tool", "tool_call_id": call_id, "content": content}));
     }
     let plain = |b: &Block| matches!(b, Block::Text { cache_control, .. } if !cache || cache_control.is_none());
     if parts.is_empty() && rest.len() == 1 && plain(rest[0]) {

@@ -237,6 +237,18 @@ fn openai_images_and_pdfs_to_anthropic() {
             {"type": "image", "source": {"type": "url", "url": "https://x.test/a.jpg"}},
             {"type": "document", "source": {"type": "base64", "media_type": "application/pdf", "data": "JVBER"}, "title": "a.pdf"},
         ])
+    ); // Data-URL parameters are ignored and the image/jpg alias is fixed.
+    let out = run(
+        O,
+        json!({"model": "x", "messages": [{"role": "user", "content": [
+            {"type": "image_url", "image_url": {"url": "data:image/jpg;name=a.jpg;base64,/9j/"}},
+        ]}]}),
+        A,
+        "claude",
+    );
+    assert_eq!(
+        out["messages"][0]["content"][0]["source"],
+        json!({"type": "base64", "media_type": "image/jpeg", "data": "/9j/"})
     );
 }
 
@@ -1828,6 +1840,18 @@ fn openai_cache_control_passes_to_capable_proxies_only() {
         ])
     );
     assert_eq!(run(O, body.clone(), O, "x")["messages"], body["messages"]);
+    // Claude Code marks its newest block, often a tool result.
+    let a_body = json!({"model": "c", "max_tokens": 5, "messages": [
+        {"role": "user", "content": "x"},
+        {"role": "assistant", "content": [{"type": "tool_use", "id": "t", "name": "f", "input": {}}]},
+        {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t", "content": "r", "cache_control": {"type": "ephemeral"}}]},
+    ]});
+    let proxy = run_caps(A, a_body.clone(), O, "anthropic/claude", &caps);
+    assert_eq!(
+        proxy["messages"][2],
+        json!({"role": "tool", "tool_call_id": "t", "content": [{"type": "text", "text": "r", "cache_control": {"type": "ephemeral"}}]})
+    );
+    assert_eq!(run(A, a_body, O, "gpt")["messages"][2]["content"], "r");
 }
 
 #[test]
