@@ -166,6 +166,10 @@ impl Encoder for AnthropicOut {
                 out.extend_from_slice(b"}}\n\n");
             }
             Ev::Usage(_) => {}
+            Ev::ThinkingStart => {
+                self.close(st, out);
+                self.open_thinking(st, out);
+            }
             Ev::Thinking(t) => {
                 self.open_thinking(st, out);
                 self.delta(out, "thinking_delta", "thinking", t);
