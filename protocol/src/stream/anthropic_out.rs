@@ -200,7 +200,7 @@ impl Encoder for AnthropicOut {
                 if let Some(sig) = signature {
                     // The reasoning signature of a call (Gemini) rides on a thinking block right
                     // before the tool_use, so that the client replays it with the call.
-                    if !(self.open == Open::Thinking && !self.signed) {
+                    if self.open != Open::Thinking || self.signed {
                         self.close(st, out);
                         self.open_thinking(st, out);
                     }
