@@ -283,7 +283,8 @@ pub fn repair(req: &mut Request) {
                 let mut k = 0;
                 for b in &mut m.blocks {
                     if let Block::ToolCall { id, name, .. } = b {
-                        if id.is_empty() {
+                        // Empty or repeated ids (pitfall 15) get a fresh, deterministic one.
+                        if id.is_empty() || turn.calls.iter().any(|(c, _)| c == id) {
                             *id = format!("call_{i}_{k}");
                         }
                         k += 1;
@@ -299,7 +300,7 @@ pub fn repair(req: &mut Request) {
                 for b in m.blocks.drain(..) {
                     let Block::ToolResult {
                         mut call_id,
-                        name,
+                        name: _,
                         content,
                         is_error,
                         cache_control,
@@ -351,18 +352,38 @@ pub fn repair(req: &mut Request) {
                     turn.answered.push(call_id.clone());
                     results.push(Block::ToolResult {
                         call_id,
-                        name: name.or_else(|| Some(call_name.clone())),
+                        name: Some(call_name.clone()),
                         content,
                         is_error,
                         cache_control,
                     });
                 }
-                results.extend(rest);
-                m.blocks = results;
-                if turn.first_user.is_none() {
-                    turn.first_user = Some(out.len());
+                match turn.first_user {
+                    Some(u) => {
+                        // Late answers join the first user turn after the calls, so the
+                        // results sit right after the calls (OpenAI tool messages).
+                        let blocks = &mut out[u].blocks;
+                        let at = blocks.iter().take_while(|b| b.is_tool_result()).count();
+                        blocks.splice(at..at, results);
+                        if !rest.is_empty() {
+                            m.blocks = rest;
+                            out.push(m);
+                        }
+                    }
+                    None => {
+                        results.extend(rest);
+                        m.blocks = results;
+                        if turn.calls.is_empty() {
+                            turn.first_user = Some(out.len());
+                            out.push(m);
+                        } else {
+                            // Ahead of any system message that slipped in after the calls.
+                            let at = turn.assistant + 1;
+                            turn.first_user = Some(at);
+                            out.insert(at, m);
+                        }
+                    }
                 }
-                out.push(m);
             }
         }
     }
