@@ -1347,6 +1347,56 @@ fn anthropic_to_gemini_results_documents_and_prefill() {
 }
 
 #[test]
+fn gemini_to_anthropic_full_conversation() {
+    let out = run(
+        G,
+        json!({
+            "systemInstruction": {"parts": [{"text": "S1"}, {"text": "S2"}]},
+            "contents": [
+                {"role": "user", "parts": [{"text": "look"}, {"inlineData": {"mimeType": "image/webp", "data": "UklG"}},
+                                           {"inline_data": {"mime_type": "application/pdf", "data": "JVB"}}]},
+                {"role": "model", "parts": [
+                    {"text": "summary", "thought": true, "thoughtSignature": "GSIG"},
+                    {"functionCall": {"id": "fc1", "name": "lookup", "args": {"q": "x"}}, "thoughtSignature": "GSIG2"},
+                ]},
+                {"role": "user", "parts": [{"functionResponse": {"id": "fc1", "name": "lookup", "response": {"output": {"hits": 3}}}}]},
+            ],
+            "tools": [{"function_declarations": [{"name": "lookup", "description": "L", "parametersJsonSchema": {"type": "object", "properties": {"q": {"type": "string"}}}}]}],
+            "toolConfig": {"functionCallingConfig": {"mode": "ANY", "allowedFunctionNames": ["lookup"]}},
+            "generationConfig": {"temperature": 0.4, "topK": 3, "maxOutputTokens": 300, "stopSequences": ["Z"], "candidateCount": 1},
+        }),
+        A,
+        "claude-sonnet-4-5",
+    );
+    assert_eq!(
+        out,
+        json!({
+            "model": "claude-sonnet-4-5",
+            "system": [{"type": "text", "text": "S1"}, {"type": "text", "text": "S2"}],
+            "messages": [
+                {"role": "user", "content": [
+                    {"type": "text", "text": "look"},
+                    {"type": "image", "source": {"type": "base64", "media_type": "image/webp", "data": "UklG"}},
+                    {"type": "document", "source": {"type": "base64", "media_type": "application/pdf", "data": "JVB"}},
+                ]},
+                {"role": "assistant", "content": [
+                    {"type": "tool_use", "id": "fc1", "name": "lookup", "input": {"q": "x"}},
+                ]},
+                {"role": "user", "content": [
+                    {"type": "tool_result", "tool_use_id": "fc1", "content": "{\"hits\":3}"},
+                ]},
+            ],
+            "tools": [{"name": "lookup", "description": "L", "input_schema": {"type": "object", "properties": {"q": {"type": "string"}}}}],
+            "tool_choice": {"type": "tool", "name": "lookup"},
+            "max_tokens": 300,
+            "temperature": 0.4,
+            "top_k": 3,
+            "stop_sequences": ["Z"],
+        })
+    );
+}
+
+#[test]
 fn gemini_round_trip_keeps_unknown_fields() {
     let g = json!({
         "contents": [{"role": "user", "parts": [{"text": "hi"}, {"executableCode": {"language": "PYTHON", "code": "1"}}]}],
