@@ -117,6 +117,8 @@ pub enum Block {
         /// OpenAI `detail` (low/high/auto).
         detail: Option<String>,
         cache_control: Option<Value>,
+        /// Where the block sat in the client request (`messages[2].content[1]`), for errors.
+        path: Option<String>,
     },
     /// A PDF or text document.
     Document {
@@ -127,11 +129,13 @@ pub enum Block {
         /// Anthropic `citations` config.
         citations: Option<Value>,
         cache_control: Option<Value>,
+        path: Option<String>,
     },
     /// Audio input (OpenAI `input_audio`, Gemini inline audio); `mime` like `audio/wav`.
     Audio {
         mime: String,
         data: String,
+        path: Option<String>,
     },
     ToolCall {
         id: String,
@@ -269,6 +273,16 @@ impl Block {
         Block::Text {
             text: text.into(),
             cache_control: None,
+        }
+    }
+
+    /// Where a media block sat in the client request.
+    pub fn path(&self) -> Option<&str> {
+        match self {
+            Block::Image { path, .. }
+            | Block::Document { path, .. }
+            | Block::Audio { path, .. } => path.as_deref(),
+            _ => None,
         }
     }
 

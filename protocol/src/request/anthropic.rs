@@ -242,6 +242,7 @@ fn parse_block(v: &Value, p: &str) -> Result<Block, ApiError> {
             source: parse_source(o, p)?,
             detail: None,
             cache_control,
+            path: Some(p.to_string()),
         },
         "document" => Block::Document {
             source: parse_source(o, p)?,
@@ -249,6 +250,7 @@ fn parse_block(v: &Value, p: &str) -> Result<Block, ApiError> {
             context: opt_str(o, "context", p)?.map(str::to_string),
             citations: get(o, "citations").cloned(),
             cache_control,
+            path: Some(p.to_string()),
         },
         "tool_use" => Block::ToolCall {
             id: opt_str(o, "id", p)?.unwrap_or_default().to_string(),
@@ -406,7 +408,6 @@ pub(super) fn write(req: &Request, t: &Target, out: &mut WriteOut) -> Result<Obj
         }
         None => {}
     }
-    drop(push_system);
     if !system.is_empty() {
         let single_plain = system.len() == 1 && system[0].get("cache_control").is_none();
         body.insert(
@@ -675,8 +676,10 @@ fn write_block(b: &Block, i: usize, j: usize, t: &Target) -> Result<Vec<Value>, 
         } => {
             let src = match source {
                 MediaSource::Base64 { mime, data } => {
+                    let mime = super::normalize_mime(mime);
                     if !IMAGE_MIMES.contains(&mime.as_str()) {
                         return Err(unsupported_block(
+                            b,
                             i,
                             j,
                             &format!("image type `{mime}`"),
@@ -690,7 +693,7 @@ fn write_block(b: &Block, i: usize, j: usize, t: &Target) -> Result<Vec<Value>, 
                     dialect: Dialect::Anthropic,
                     id,
                 } => json!({"type": "file", "file_id": id}),
-                _ => return Err(unsupported_block(i, j, "this image source", t.dialect)),
+                _ => return Err(unsupported_block(b, i, j, "this image source", t.dialect)),
             };
             vec![with_cache(
                 json!({"type": "image", "source": src}),
@@ -703,6 +706,7 @@ fn write_block(b: &Block, i: usize, j: usize, t: &Target) -> Result<Vec<Value>, 
             context,
             citations,
             cache_control,
+            ..
         } => {
             let src = match source {
                 MediaSource::Base64 { mime, data } if mime == "application/pdf" => {
@@ -712,12 +716,13 @@ fn write_block(b: &Block, i: usize, j: usize, t: &Target) -> Result<Vec<Value>, 
                     let bytes = base64::engine::general_purpose::STANDARD
                         .decode(data)
                         .map_err(|_| {
-                            unsupported_block(i, j, "an undecodable text document", t.dialect)
+                            unsupported_block(b, i, j, "an undecodable text document", t.dialect)
                         })?;
                     json!({"type": "text", "media_type": "text/plain", "data": String::from_utf8_lossy(&bytes)})
                 }
                 MediaSource::Base64 { mime, .. } => {
                     return Err(unsupported_block(
+                        b,
                         i,
                         j,
                         &format!("document type `{mime}`"),
@@ -741,6 +746,7 @@ fn write_block(b: &Block, i: usize, j: usize, t: &Target) -> Result<Vec<Value>, 
                 } => json!({"type": "file", "file_id": id}),
                 MediaSource::FileId { .. } => {
                     return Err(unsupported_block(
+                        b,
                         i,
                         j,
                         "a file id of another provider",
@@ -760,7 +766,7 @@ fn write_block(b: &Block, i: usize, j: usize, t: &Target) -> Result<Vec<Value>, 
             }
             vec![with_cache(o, cache_control)]
         }
-        Block::Audio { .. } => return Err(unsupported_block(i, j, "audio input", t.dialect)),
+        Block::Audio { .. } => return Err(unsupported_block(b, i, j, "audio input", t.dialect)),
         Block::ToolCall {
             id,
             name,

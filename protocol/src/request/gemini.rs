@@ -146,7 +146,7 @@ pub(super) fn parse(mut root: Obj) -> Result<Request, ApiError> {
         };
         let mut blocks = Vec::new();
         for (j, part) in g_arr(c, "parts", &p)?.into_iter().flatten().enumerate() {
-            parse_part(part, &idx(&super::sub(&p, "parts"), j), i, &mut blocks)?;
+            parse_part(part, &idx(&super::sub(&p, "parts"), j), &mut blocks)?;
         }
         req.messages.push(Msg { role, blocks });
     }
@@ -163,7 +163,7 @@ pub(super) fn parse(mut root: Obj) -> Result<Request, ApiError> {
     Ok(req)
 }
 
-fn parse_part(part: &Value, p: &str, msg: usize, out: &mut Vec<Block>) -> Result<(), ApiError> {
+fn parse_part(part: &Value, p: &str, out: &mut Vec<Block>) -> Result<(), ApiError> {
     let o = as_obj(part, p)?;
     let sig = g_str(o, "thoughtSignature", p)?
         .filter(|s| !s.is_empty())
@@ -196,6 +196,7 @@ fn parse_part(part: &Value, p: &str, msg: usize, out: &mut Vec<Block>) -> Result
                 data: data.clone(),
             },
             data,
+            p,
         ));
         return Ok(());
     }
@@ -203,7 +204,7 @@ fn parse_part(part: &Value, p: &str, msg: usize, out: &mut Vec<Block>) -> Result
         let dp = super::sub(p, "fileData");
         let mime = g_str(d, "mimeType", &dp)?.unwrap_or("application/octet-stream");
         let uri = g_str(d, "fileUri", &dp)?.unwrap_or_default().to_string();
-        out.push(media_block(mime, MediaSource::Url(uri), String::new()));
+        out.push(media_block(mime, MediaSource::Url(uri), String::new(), p));
         return Ok(());
     }
     if let Some(fc) = g_obj(o, "functionCall", p)? {
@@ -222,7 +223,7 @@ fn parse_part(part: &Value, p: &str, msg: usize, out: &mut Vec<Block>) -> Result
         let (content, is_error) = response_content(g(fr, "response"));
         let mut content = content;
         for (k, rp) in g_arr(fr, "parts", &fp)?.into_iter().flatten().enumerate() {
-            parse_part(rp, &idx(&super::sub(&fp, "parts"), k), msg, &mut content)?;
+            parse_part(rp, &idx(&super::sub(&fp, "parts"), k), &mut content)?;
         }
         out.push(Block::ToolResult {
             call_id: g_str(fr, "id", &fp)?.unwrap_or_default().to_string(),
@@ -268,16 +269,21 @@ fn response_content(r: Option<&Value>) -> (Vec<Block>, bool) {
     )
 }
 
-fn media_block(mime: &str, source: MediaSource, data: String) -> Block {
+fn media_block(mime: &str, source: MediaSource, data: String, path: &str) -> Block {
     let mime = mime.to_ascii_lowercase();
     if mime.starts_with("image/") {
         Block::Image {
             source,
             detail: None,
             cache_control: None,
+            path: Some(path.to_string()),
         }
     } else if mime.starts_with("audio/") && !data.is_empty() {
-        Block::Audio { mime, data }
+        Block::Audio {
+            mime,
+            data,
+            path: Some(path.to_string()),
+        }
     } else {
         Block::Document {
             source,
@@ -285,6 +291,7 @@ fn media_block(mime: &str, source: MediaSource, data: String) -> Block {
             context: None,
             citations: None,
             cache_control: None,
+            path: Some(path.to_string()),
         }
     }
 }
@@ -586,7 +593,6 @@ pub(super) fn write(req: &Request, t: &Target, _out: &mut WriteOut) -> Result<Ob
             push_sys(&Block::text(json_instruction(None)));
         }
     }
-    drop(push_sys);
     if !sys_parts.is_empty() {
         body.insert("systemInstruction".into(), json!({ "parts": sys_parts }));
     }
@@ -1061,6 +1067,7 @@ fn media_part(b: &Block, i: usize, j: usize, t: &Target) -> Result<Vec<Value>, A
             }
             MediaSource::FileId { .. } => {
                 return Err(unsupported_block(
+                    b,
                     i,
                     j,
                     "a file id of another provider",
@@ -1080,7 +1087,7 @@ fn media_part(b: &Block, i: usize, j: usize, t: &Target) -> Result<Vec<Value>, A
             v.extend(src_part(source, "application/pdf")?);
             Ok(v)
         }
-        Block::Audio { mime, data } => Ok(vec![
+        Block::Audio { mime, data, .. } => Ok(vec![
             json!({"inlineData": {"mimeType": mime, "data": data}}),
         ]),
         _ => Ok(vec![]),

@@ -240,9 +240,19 @@ pub(crate) fn unsupported(field: &str, target: Dialect) -> ApiError {
     )
 }
 
-pub(crate) fn unsupported_block(msg: usize, block: usize, what: &str, target: Dialect) -> ApiError {
+/// A 400 for a content block the target cannot take, naming the block's place in the client
+/// request (or its IR position when unknown).
+pub(crate) fn unsupported_block(
+    b: &Block,
+    msg: usize,
+    block: usize,
+    what: &str,
+    target: Dialect,
+) -> ApiError {
     ApiError::invalid_param(
-        format!("messages[{msg}].content[{block}]"),
+        b.path()
+            .map(str::to_string)
+            .unwrap_or_else(|| format!("messages[{msg}].content[{block}]")),
         format!(
             "{what} is not supported by this model's upstream ({} API)",
             target.as_str()
@@ -273,7 +283,8 @@ pub fn repair(req: &mut Request) {
                 let mut k = 0;
                 for b in &mut m.blocks {
                     if let Block::ToolCall { id, name, .. } = b {
-                        if id.is_empty() {
+                        // Empty or repeated ids (pitfall 15) get a fresh, deterministic one.
+                        if id.is_empty() || turn.calls.iter().any(|(c, _)| c == id) {
                             *id = format!("call_{i}_{k}");
                         }
                         k += 1;
@@ -289,7 +300,7 @@ pub fn repair(req: &mut Request) {
                 for b in m.blocks.drain(..) {
                     let Block::ToolResult {
                         mut call_id,
-                        name,
+                        name: _,
                         content,
                         is_error,
                         cache_control,
@@ -341,18 +352,38 @@ pub fn repair(req: &mut Request) {
                     turn.answered.push(call_id.clone());
                     results.push(Block::ToolResult {
                         call_id,
-                        name: name.or_else(|| Some(call_name.clone())),
+                        name: Some(call_name.clone()),
                         content,
                         is_error,
                         cache_control,
                     });
                 }
-                results.extend(rest);
-                m.blocks = results;
-                if turn.first_user.is_none() {
-                    turn.first_user = Some(out.len());
+                match turn.first_user {
+                    Some(u) => {
+                        // Late answers join the first user turn after the calls, so the
+                        // results sit right after the calls (OpenAI tool messages).
+                        let blocks = &mut out[u].blocks;
+                        let at = blocks.iter().take_while(|b| b.is_tool_result()).count();
+                        blocks.splice(at..at, results);
+                        if !rest.is_empty() {
+                            m.blocks = rest;
+                            out.push(m);
+                        }
+                    }
+                    None => {
+                        results.extend(rest);
+                        m.blocks = results;
+                        if turn.calls.is_empty() {
+                            turn.first_user = Some(out.len());
+                            out.push(m);
+                        } else {
+                            // Ahead of any system message that slipped in after the calls.
+                            let at = turn.assistant + 1;
+                            turn.first_user = Some(at);
+                            out.insert(at, m);
+                        }
+                    }
                 }
-                out.push(m);
             }
         }
     }
@@ -701,11 +732,21 @@ pub(crate) fn str_list(m: &Obj, k: &str, path: &str) -> Result<Vec<String>, ApiE
 pub(crate) fn parse_data_url(url: &str) -> Option<(String, String)> {
     let rest = url.strip_prefix("data:")?;
     let (meta, data) = rest.split_once(',')?;
-    let mime = meta.strip_suffix(";base64")?;
+    let meta = meta.strip_suffix(";base64")?;
+    // Parameters (`;charset=…`, `;name=…`) are ignored.
+    let mime = meta.split(';').next().unwrap_or_default().trim();
     if mime.is_empty() || !mime.contains('/') {
         return None;
     }
-    Some((mime.to_ascii_lowercase(), data.to_string()))
+    Some((normalize_mime(mime), data.to_string()))
+}
+
+/// Lower-case, with the common `image/jpg` alias fixed.
+pub(crate) fn normalize_mime(mime: &str) -> String {
+    match mime.to_ascii_lowercase().as_str() {
+        "image/jpg" | "image/pjpeg" => "image/jpeg".to_string(),
+        other => other.to_string(),
+    }
 }
 
 pub(crate) fn data_url(mime: &str, data: &str) -> String {

@@ -359,6 +359,7 @@ fn parse_part(part: &Value, p: &str) -> Result<Option<Block>, ApiError> {
                 source: url_source(url, &sub(&ip, "url"))?,
                 detail,
                 cache_control,
+                path: Some(p.to_string()),
             }
         }
         "input_audio" => {
@@ -369,6 +370,7 @@ fn parse_part(part: &Value, p: &str) -> Result<Option<Block>, ApiError> {
             Block::Audio {
                 mime: format!("audio/{format}"),
                 data: super::req_str(a, "data", &ap)?.to_string(),
+                path: Some(p.to_string()),
             }
         }
         "file" => {
@@ -401,6 +403,7 @@ fn parse_part(part: &Value, p: &str) -> Result<Option<Block>, ApiError> {
                 context: None,
                 citations: None,
                 cache_control,
+                path: Some(p.to_string()),
             }
         }
         other => {
@@ -823,6 +826,7 @@ fn write_user(
             call_id,
             content,
             is_error,
+            cache_control,
             ..
         } = b
         else {
@@ -838,7 +842,18 @@ fn write_user(
                 parts.extend(write_part(c, i, k, t, cache)?);
             }
         }
-        msgs.push(json!({"role": "tool", "tool_call_id": call_id, "content": text}));
+        // A cache marker on the result (Claude Code marks the newest block) survives as a part.
+        let marker = cache_control.as_ref().or_else(|| {
+            content.iter().rev().find_map(|c| match c {
+                Block::Text { cache_control, .. } => cache_control.as_ref(),
+                _ => None,
+            })
+        });
+        let content = match (cache, marker) {
+            (true, Some(c)) => json!([{"type": "text", "text": text, "cache_control": c}]),
+            _ => json!(text),
+        };
+        msgs.push(json!({"role": "tool", "tool_call_id": call_id, "content": content}));
     }
     let plain = |b: &Block| matches!(b, Block::Text { cache_control, .. } if !cache || cache_control.is_none());
     if parts.is_empty() && rest.len() == 1 && plain(rest[0]) {
@@ -878,11 +893,12 @@ fn write_part(
             source,
             detail,
             cache_control,
+            ..
         } => {
             let url = match source {
                 MediaSource::Base64 { mime, data } => data_url(mime, data),
                 MediaSource::Url(u) => u.clone(),
-                _ => return Err(unsupported_block(i, j, "this image source", t.dialect)),
+                _ => return Err(unsupported_block(b, i, j, "this image source", t.dialect)),
             };
             let mut iu = json!({ "url": url });
             if let Some(d) = detail {
@@ -923,11 +939,19 @@ fn write_part(
                         "text": titled(title, &crate::ir::join_text(blocks, "\n"))
                     })))
                 }
-                _ => return Err(unsupported_block(i, j, "this document source", t.dialect)),
+                _ => {
+                    return Err(unsupported_block(
+                        b,
+                        i,
+                        j,
+                        "this document source",
+                        t.dialect,
+                    ))
+                }
             }
             with_cache(json!({"type": "file", "file": f}), cache_control)
         }
-        Block::Audio { mime, data } => {
+        Block::Audio { mime, data, .. } => {
             let format = mime.strip_prefix("audio/").unwrap_or("wav");
             let format = match format {
                 "mpeg" | "mp3" => "mp3",

@@ -237,6 +237,18 @@ fn openai_images_and_pdfs_to_anthropic() {
             {"type": "image", "source": {"type": "url", "url": "https://x.test/a.jpg"}},
             {"type": "document", "source": {"type": "base64", "media_type": "application/pdf", "data": "JVBER"}, "title": "a.pdf"},
         ])
+    ); // Data-URL parameters are ignored and the image/jpg alias is fixed.
+    let out = run(
+        O,
+        json!({"model": "x", "messages": [{"role": "user", "content": [
+            {"type": "image_url", "image_url": {"url": "data:image/jpg;name=a.jpg;base64,/9j/"}},
+        ]}]}),
+        A,
+        "claude",
+    );
+    assert_eq!(
+        out["messages"][0]["content"][0]["source"],
+        json!({"type": "base64", "media_type": "image/jpeg", "data": "/9j/"})
     );
 }
 
@@ -1335,6 +1347,56 @@ fn anthropic_to_gemini_results_documents_and_prefill() {
 }
 
 #[test]
+fn gemini_to_anthropic_full_conversation() {
+    let out = run(
+        G,
+        json!({
+            "systemInstruction": {"parts": [{"text": "S1"}, {"text": "S2"}]},
+            "contents": [
+                {"role": "user", "parts": [{"text": "look"}, {"inlineData": {"mimeType": "image/webp", "data": "UklG"}},
+                                           {"inline_data": {"mime_type": "application/pdf", "data": "JVB"}}]},
+                {"role": "model", "parts": [
+                    {"text": "summary", "thought": true, "thoughtSignature": "GSIG"},
+                    {"functionCall": {"id": "fc1", "name": "lookup", "args": {"q": "x"}}, "thoughtSignature": "GSIG2"},
+                ]},
+                {"role": "user", "parts": [{"functionResponse": {"id": "fc1", "name": "lookup", "response": {"output": {"hits": 3}}}}]},
+            ],
+            "tools": [{"function_declarations": [{"name": "lookup", "description": "L", "parametersJsonSchema": {"type": "object", "properties": {"q": {"type": "string"}}}}]}],
+            "toolConfig": {"functionCallingConfig": {"mode": "ANY", "allowedFunctionNames": ["lookup"]}},
+            "generationConfig": {"temperature": 0.4, "topK": 3, "maxOutputTokens": 300, "stopSequences": ["Z"], "candidateCount": 1},
+        }),
+        A,
+        "claude-sonnet-4-5",
+    );
+    assert_eq!(
+        out,
+        json!({
+            "model": "claude-sonnet-4-5",
+            "system": [{"type": "text", "text": "S1"}, {"type": "text", "text": "S2"}],
+            "messages": [
+                {"role": "user", "content": [
+                    {"type": "text", "text": "look"},
+                    {"type": "image", "source": {"type": "base64", "media_type": "image/webp", "data": "UklG"}},
+                    {"type": "document", "source": {"type": "base64", "media_type": "application/pdf", "data": "JVB"}},
+                ]},
+                {"role": "assistant", "content": [
+                    {"type": "tool_use", "id": "fc1", "name": "lookup", "input": {"q": "x"}},
+                ]},
+                {"role": "user", "content": [
+                    {"type": "tool_result", "tool_use_id": "fc1", "content": "{\"hits\":3}"},
+                ]},
+            ],
+            "tools": [{"name": "lookup", "description": "L", "input_schema": {"type": "object", "properties": {"q": {"type": "string"}}}}],
+            "tool_choice": {"type": "tool", "name": "lookup"},
+            "max_tokens": 300,
+            "temperature": 0.4,
+            "top_k": 3,
+            "stop_sequences": ["Z"],
+        })
+    );
+}
+
+#[test]
 fn gemini_round_trip_keeps_unknown_fields() {
     let g = json!({
         "contents": [{"role": "user", "parts": [{"text": "hi"}, {"executableCode": {"language": "PYTHON", "code": "1"}}]}],
@@ -1522,6 +1584,17 @@ fn unmappable_fields_give_400_naming_them() {
             json!({"model": "x", "messages": [{"role": "user", "content": [{"type": "input_audio", "input_audio": {"data": "x", "format": "wav"}}]}]}),
             A,
             "messages[0].content[0]",
+        ),
+        (
+            O,
+            json!({"model": "x", "messages": [
+                {"role": "system", "content": "S"},
+                {"role": "assistant", "reasoning_content": "r", "tool_calls": [{"id": "a", "type": "function", "function": {"name": "f", "arguments": "{}"}}]},
+                {"role": "tool", "tool_call_id": "a", "content": "ok"},
+                {"role": "user", "content": [{"type": "text", "text": "hear"}, {"type": "input_audio", "input_audio": {"data": "x", "format": "mp3"}}]},
+            ]}),
+            A,
+            "messages[3].content[1]",
         ),
         (
             O,
@@ -1817,6 +1890,18 @@ fn openai_cache_control_passes_to_capable_proxies_only() {
         ])
     );
     assert_eq!(run(O, body.clone(), O, "x")["messages"], body["messages"]);
+    // Claude Code marks its newest block, often a tool result.
+    let a_body = json!({"model": "c", "max_tokens": 5, "messages": [
+        {"role": "user", "content": "x"},
+        {"role": "assistant", "content": [{"type": "tool_use", "id": "t", "name": "f", "input": {}}]},
+        {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t", "content": "r", "cache_control": {"type": "ephemeral"}}]},
+    ]});
+    let proxy = run_caps(A, a_body.clone(), O, "anthropic/claude", &caps);
+    assert_eq!(
+        proxy["messages"][2],
+        json!({"role": "tool", "tool_call_id": "t", "content": [{"type": "text", "text": "r", "cache_control": {"type": "ephemeral"}}]})
+    );
+    assert_eq!(run(A, a_body, O, "gpt")["messages"][2]["content"], "r");
 }
 
 #[test]
@@ -2137,6 +2222,185 @@ mod roundtrip {
         })
     }
 
+    /// A messy OpenAI conversation: blank texts, Kimi-style ids, missing/orphan/duplicate tool
+    /// messages, consecutive roles.
+    fn messy_openai() -> impl Strategy<Value = Value> {
+        let id = prop_oneof![
+            "call_[a-z0-9]{1,4}",
+            "functions\\.[A-Z][a-z]{1,5}:[0-9]",
+            Just(String::new()),
+        ];
+        let msg = prop_oneof![
+            prop_oneof![text(), Just("   ".to_string())].prop_map(|t| json!({"role": "user", "content": t})),
+            (option::of(prop_oneof![text(), Just(" ".to_string())]), vec((id.clone(), name()), 0..3)).prop_map(|(t, calls)| {
+                let mut m = json!({"role": "assistant", "content": t});
+                if !calls.is_empty() {
+                    m["tool_calls"] = calls
+                        .iter()
+                        .map(|(id, n)| json!({"id": id, "type": "function", "function": {"name": n, "arguments": "{}"}}))
+                        .collect();
+                }
+                m
+            }),
+            (id, text()).prop_map(|(id, t)| json!({"role": "tool", "tool_call_id": id, "content": t})),
+            text().prop_map(|t| json!({"role": "system", "content": t})),
+        ];
+        vec(msg, 1..10).prop_map(|mut msgs| {
+            // Make tool messages answer real calls half of the time.
+            let mut ids: Vec<String> = vec![];
+            for m in &mut msgs {
+                if let Some(calls) = m["tool_calls"].as_array() {
+                    ids = calls
+                        .iter()
+                        .map(|c| c["id"].as_str().unwrap().to_string())
+                        .collect();
+                } else if m["role"] == "tool"
+                    && !ids.is_empty()
+                    && m["content"].as_str().unwrap_or("").len() % 2 == 0
+                {
+                    m["tool_call_id"] = json!(ids.remove(0));
+                }
+            }
+            msgs.push(json!({"role": "user", "content": "end"}));
+            json!({"model": "x", "messages": msgs})
+        })
+    }
+
+    fn id_ok(id: &str) -> bool {
+        !id.is_empty()
+            && id
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+    }
+
+    /// Anthropic's structural rules (§2.1, §2.4, pitfalls 3, 14, 16).
+    fn check_anthropic(out: &Value) -> Result<(), TestCaseError> {
+        let msgs = out["messages"].as_array().unwrap();
+        prop_assert!(!msgs.is_empty());
+        prop_assert_eq!(&msgs[0]["role"], "user");
+        fn no_blank(v: &Value) -> bool {
+            match v {
+                Value::Object(o) => {
+                    !(o.get("type") == Some(&json!("text"))
+                        && o.get("text")
+                            .and_then(Value::as_str)
+                            .is_some_and(|t| t.trim().is_empty()))
+                        && o.values().all(no_blank)
+                }
+                Value::Array(a) => a.iter().all(no_blank),
+                _ => true,
+            }
+        }
+        prop_assert!(no_blank(out), "blank text block in {}", out);
+        for (k, m) in msgs.iter().enumerate() {
+            let content = m["content"].as_array().unwrap();
+            prop_assert!(!content.is_empty());
+            if k > 0 {
+                prop_assert_ne!(&msgs[k - 1]["role"], &m["role"]);
+            }
+            let n_results = content
+                .iter()
+                .take_while(|b| b["type"] == "tool_result")
+                .count();
+            prop_assert!(
+                content[n_results..]
+                    .iter()
+                    .all(|b| b["type"] != "tool_result"),
+                "results first"
+            );
+            let uses: Vec<&str> = content
+                .iter()
+                .filter(|b| b["type"] == "tool_use")
+                .map(|b| b["id"].as_str().unwrap())
+                .collect();
+            for id in &uses {
+                prop_assert!(id_ok(id), "bad id {}", id);
+            }
+            let answered: Vec<&str> = content[..n_results]
+                .iter()
+                .map(|b| b["tool_use_id"].as_str().unwrap())
+                .collect();
+            if m["role"] == "user" {
+                let prev: Vec<&str> = if k > 0 {
+                    msgs[k - 1]["content"]
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .filter(|b| b["type"] == "tool_use")
+                        .map(|b| b["id"].as_str().unwrap())
+                        .collect()
+                } else {
+                    vec![]
+                };
+                let mut a = answered.clone();
+                let mut p = prev.clone();
+                a.sort();
+                p.sort();
+                prop_assert_eq!(a, p, "results must answer exactly the previous calls");
+            } else if !uses.is_empty() {
+                prop_assert!(k + 1 < msgs.len(), "calls at the end are answered");
+            }
+        }
+        Ok(())
+    }
+
+    /// Gemini's structural rules (pitfall 19).
+    fn check_gemini(out: &Value) -> Result<(), TestCaseError> {
+        let contents = out["contents"].as_array().unwrap();
+        prop_assert_eq!(&contents[0]["role"], "user");
+        for (k, c) in contents.iter().enumerate() {
+            if k > 0 {
+                prop_assert_ne!(&contents[k - 1]["role"], &c["role"]);
+            }
+            let parts = c["parts"].as_array().unwrap();
+            prop_assert!(!parts.is_empty());
+            let calls: Vec<&Value> = parts.iter().filter_map(|p| p.get("functionCall")).collect();
+            let mut names: Vec<&str> = calls.iter().map(|f| f["name"].as_str().unwrap()).collect();
+            if !calls.is_empty() {
+                prop_assert!(k + 1 < contents.len());
+                let mut answered: Vec<&str> = contents[k + 1]["parts"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .filter_map(|p| p.get("functionResponse"))
+                    .map(|f| f["name"].as_str().unwrap())
+                    .collect();
+                names.sort();
+                answered.sort();
+                prop_assert_eq!(names, answered);
+            }
+            for f in parts.iter().filter_map(|p| p.get("functionResponse")) {
+                prop_assert!(f["response"].is_object());
+            }
+        }
+        Ok(())
+    }
+
+    /// OpenAI's rule: every tool call is answered by tool messages right after it.
+    fn check_openai(out: &Value) -> Result<(), TestCaseError> {
+        let msgs = out["messages"].as_array().unwrap();
+        for (k, m) in msgs.iter().enumerate() {
+            if let Some(calls) = m["tool_calls"].as_array() {
+                let mut ids: Vec<&str> = calls.iter().map(|c| c["id"].as_str().unwrap()).collect();
+                let mut answered: Vec<&str> = msgs[k + 1..]
+                    .iter()
+                    .take_while(|n| n["role"] == "tool")
+                    .map(|n| n["tool_call_id"].as_str().unwrap())
+                    .collect();
+                ids.sort();
+                answered.sort();
+                prop_assert_eq!(ids, answered);
+            }
+            if m["role"] == "tool" {
+                prop_assert!(
+                    k > 0
+                        && (msgs[k - 1]["role"] == "tool" || msgs[k - 1]["tool_calls"].is_array())
+                );
+            }
+        }
+        Ok(())
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(128))]
 
@@ -2150,6 +2414,23 @@ mod roundtrip {
         fn anthropic_survives_anthropic_ir_anthropic(body in anthropic_request()) {
             let out = run(A, body.clone(), A, "claude-x");
             prop_assert_eq!(out, body);
+        }
+
+        #[test]
+        fn messy_conversations_are_repaired_for_every_target(body in messy_openai()) {
+            let a = run(O, body.clone(), A, "claude");
+            check_anthropic(&a)?;
+            let g = run(O, body.clone(), G, "gemini-2.5-pro");
+            check_gemini(&g)?;
+            let o = run(O, body.clone(), O, "gpt");
+            check_openai(&o)?;
+            // And back again: Anthropic → OpenAI/Gemini keeps the rules.
+            let a2 = serde_json::to_vec(&a).unwrap();
+            let caps = Capabilities::default();
+            let t = translate_request(A, &a2, "m", &target(O, "gpt", &caps)).unwrap();
+            check_openai(&serde_json::from_slice(&t.body).unwrap())?;
+            let t = translate_request(A, &a2, "m", &target(G, "gemini-3-pro", &caps)).unwrap();
+            check_gemini(&serde_json::from_slice(&t.body).unwrap())?;
         }
 
         #[test]

@@ -111,6 +111,7 @@ impl AnthropicIn {
                 Kind::Text
             }
             "thinking" => {
+                sink.ev(Ev::ThinkingStart, out);
                 if let Some(t) = b.thinking.as_deref() {
                     sink.ev(Ev::Thinking(t), out);
                 }

@@ -166,6 +166,10 @@ impl Encoder for AnthropicOut {
                 out.extend_from_slice(b"}}\n\n");
             }
             Ev::Usage(_) => {}
+            Ev::ThinkingStart => {
+                self.close(st, out);
+                self.open_thinking(st, out);
+            }
             Ev::Thinking(t) => {
                 self.open_thinking(st, out);
                 self.delta(out, "thinking_delta", "thinking", t);
@@ -196,7 +200,7 @@ impl Encoder for AnthropicOut {
                 if let Some(sig) = signature {
                     // The reasoning signature of a call (Gemini) rides on a thinking block right
                     // before the tool_use, so that the client replays it with the call.
-                    if !(self.open == Open::Thinking && !self.signed) {
+                    if self.open != Open::Thinking || self.signed {
                         self.close(st, out);
                         self.open_thinking(st, out);
                     }

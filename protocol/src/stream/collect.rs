@@ -25,6 +25,10 @@ impl Encoder for Collect {
                 Some(Block::Refusal(s)) => s.push_str(t),
                 _ => blocks.push(Block::Refusal(t.to_string())),
             },
+            Ev::ThinkingStart => blocks.push(Block::Thinking {
+                text: String::new(),
+                signature: None,
+            }),
             Ev::Thinking(t) => match blocks.last_mut() {
                 Some(Block::Thinking {
                     text,

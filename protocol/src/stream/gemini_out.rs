@@ -76,7 +76,11 @@ impl Encoder for GeminiOut {
                 );
             }
             Ev::Error(ref e) => crate::response::error::write_stream_error(out, Dialect::Gemini, e),
-            Ev::Start { .. } | Ev::Usage(_) | Ev::Signature(_) | Ev::RedactedThinking(_) => {}
+            Ev::Start { .. }
+            | Ev::ThinkingStart
+            | Ev::Usage(_)
+            | Ev::Signature(_)
+            | Ev::RedactedThinking(_) => {}
         }
     }
 }

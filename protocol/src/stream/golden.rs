@@ -522,6 +522,7 @@ fn golden_passthrough_openai_drops_gateway_usage_chunk() {
             .is_none_or(|c| !c.is_empty())
     });
     assert_eq!(events(&out), want);
+    check_openai(&out, false);
     assert_eq!(usage.cache_read, 64);
     assert_eq!(usage.output, 40);
     // When the client asked for it, the bytes are identical.

@@ -42,6 +42,8 @@ pub(crate) enum Ev<'a> {
     },
     /// Usage numbers seen so far (overwrite field by field).
     Usage(UsagePatch),
+    /// A new reasoning block begins (Anthropic upstreams; a block may get only a signature).
+    ThinkingStart,
     Thinking(&'a str),
     /// The signature of the reasoning being streamed (upstream-native before the shaper,
     /// client-facing after it).
@@ -366,6 +368,10 @@ impl<E: Encoder> Sink for Shaper<E> {
                 self.refused = true;
                 self.content_bytes += t.len() as u64;
                 self.forward(Ev::Refusal(t), out);
+            }
+            Ev::ThinkingStart => {
+                self.ensure_started(out);
+                self.forward(Ev::ThinkingStart, out);
             }
             Ev::Text(t) | Ev::Thinking(t) | Ev::RedactedThinking(t) if t.is_empty() => {
                 let _ = t;

@@ -87,7 +87,7 @@ impl Encoder for OpenAiOut {
                     o.extend_from_slice(b"{\"role\":\"assistant\",\"content\":\"\"}")
                 });
             }
-            Ev::Usage(_) => {}
+            Ev::Usage(_) | Ev::ThinkingStart => {}
             Ev::Thinking(t) => self.field(st, out, "reasoning_content", t),
             Ev::Text(t) => self.field(st, out, "content", t),
             Ev::Refusal(t) => self.field(st, out, "refusal", t),

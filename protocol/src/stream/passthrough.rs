@@ -76,7 +76,8 @@ impl Observer {
                 if d.contains("\"error\"") {
                     self.complete = true;
                 }
-                if !d.contains("\"usage\"") {
+                // Most chunks carry `"usage":null`: only parse the ones with numbers.
+                if !(d.contains("\"usage\":{") || d.contains("\"usage\": {")) {
                     return false;
                 }
                 let Ok(v) = serde_json::from_str::<Value>(d) else {

@@ -780,3 +780,72 @@ fn anthropic_client_from_openai_upstream_reasoning_is_signed_parseably() {
         Some((ORIGIN.to_string(), String::new()))
     );
 }
+
+#[test]
+fn anthropic_thinking_with_only_a_signature_is_kept() {
+    // `display:"omitted"`: a thinking block with no thinking deltas, only the signature.
+    let body = sse(&[
+        (
+            "message_start",
+            r#"{"type":"message_start","message":{"id":"msg_o","usage":{"input_tokens":1,"output_tokens":1}}}"#,
+        ),
+        (
+            "content_block_start",
+            r#"{"type":"content_block_start","index":0,"content_block":{"type":"thinking","thinking":"","signature":""}}"#,
+        ),
+        (
+            "content_block_delta",
+            r#"{"type":"content_block_delta","index":0,"delta":{"type":"signature_delta","signature":"OnlySig"}}"#,
+        ),
+        (
+            "content_block_stop",
+            r#"{"type":"content_block_stop","index":0}"#,
+        ),
+        (
+            "content_block_start",
+            r#"{"type":"content_block_start","index":1,"content_block":{"type":"thinking","thinking":"","signature":""}}"#,
+        ),
+        (
+            "content_block_delta",
+            r#"{"type":"content_block_delta","index":1,"delta":{"type":"thinking_delta","thinking":"second"}}"#,
+        ),
+        (
+            "content_block_delta",
+            r#"{"type":"content_block_delta","index":1,"delta":{"type":"signature_delta","signature":"Sig2"}}"#,
+        ),
+        (
+            "content_block_stop",
+            r#"{"type":"content_block_stop","index":1}"#,
+        ),
+        (
+            "message_delta",
+            r#"{"type":"message_delta","delta":{"stop_reason":"end_turn"},"usage":{"output_tokens":5}}"#,
+        ),
+        ("message_stop", r#"{"type":"message_stop"}"#),
+    ]);
+    let (out, r, _) = run(
+        ctx(Dialect::Anthropic, Dialect::Anthropic, false, true),
+        &[&body],
+    );
+    r.unwrap();
+    let v: Value = serde_json::from_slice(&out).unwrap();
+    assert_eq!(
+        v["content"],
+        json!([{"type":"thinking","thinking":"","signature":"OnlySig"},{"type":"thinking","thinking":"second","signature":"Sig2"}])
+    );
+    let (out, r, _) = run(
+        ctx(Dialect::Anthropic, Dialect::Anthropic, true, false),
+        &[&out],
+    );
+    r.unwrap();
+    let replay = check_anthropic(&out);
+    assert_eq!(replay.message["content"], v["content"]);
+    let (out, r, _) = run(
+        ctx(Dialect::OpenAi, Dialect::Anthropic, true, true),
+        &[&body],
+    );
+    r.unwrap();
+    let replay = check_openai(&out, false);
+    assert_eq!(replay.reasoning_details.len(), 2);
+    assert_eq!(replay.reasoning_details[0]["signature"], "OnlySig");
+}

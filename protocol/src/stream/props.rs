@@ -149,10 +149,19 @@ proptest! {
 }
 
 #[test]
-fn one_byte_at_a_time_for_every_case() {
+fn one_byte_at_a_time_for_every_case_and_the_output_passes_the_checkers() {
     for (c, body) in cases() {
         let whole = run(c.clone(), &[&body]).0;
         let bytes: Vec<&[u8]> = body.chunks(1).collect();
-        assert_eq!(whole, run(c, &bytes).0);
+        assert_eq!(whole, run(c.clone(), &bytes).0);
+        match (c.client, c.client_stream) {
+            (Dialect::Anthropic, true) => assert!(check_anthropic(&whole).stopped),
+            (Dialect::OpenAi, true) => {
+                check_openai(&whole, c.include_usage);
+            }
+            _ => {
+                serde_json::from_slice::<serde_json::Value>(&whole).unwrap();
+            }
+        }
     }
 }
