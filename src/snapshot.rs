@@ -16,11 +16,47 @@ use crate::config::Loaded;
 use crate::upstream::pool::{BreakerConfig, KeySettings, Registry};
 use crate::upstream::{self, BaseUrl, Provider};
 
-/// One way to serve a model.
+/// One way to serve a model, with its request paths and signature origin computed at load.
 #[derive(Debug)]
 pub struct Route {
     pub provider: Arc<Provider>,
     pub upstream_model: String,
+    /// `provider/upstream-model`: who made the reasoning signatures of its answers.
+    pub origin: String,
+    paths: [String; 5],
+}
+
+impl Route {
+    pub fn new(provider: Arc<Provider>, upstream_model: String) -> Route {
+        use ezrouter_protocol::probe::Operation::*;
+        let path = |op, stream| provider.path(op, &upstream_model, stream);
+        let paths = [
+            path(ChatCompletions, false),
+            path(ChatCompletions, true),
+            path(Embeddings, false),
+            path(CountTokens, false),
+            path(Messages, false),
+        ];
+        Route {
+            origin: format!("{}/{upstream_model}", provider.name),
+            provider,
+            upstream_model,
+            paths,
+        }
+    }
+
+    /// The upstream request path of `op` (for Gemini, `stream` picks `streamGenerateContent`).
+    pub fn path(&self, op: ezrouter_protocol::probe::Operation, stream: bool) -> &str {
+        use ezrouter_protocol::probe::Operation::*;
+        let i = match op {
+            Embeddings => 2,
+            CountTokens => 3,
+            _ if stream => 1,
+            ChatCompletions => 0,
+            Messages => 4,
+        };
+        &self.paths[i]
+    }
 }
 
 #[derive(Debug)]
@@ -62,9 +98,11 @@ pub async fn build(
         let routes = m
             .routes
             .iter()
-            .map(|r| Route {
-                provider: providers[r.provider.as_str()].clone(),
-                upstream_model: r.model.clone().unwrap_or_else(|| id.clone()),
+            .map(|r| {
+                Route::new(
+                    providers[r.provider.as_str()].clone(),
+                    r.model.clone().unwrap_or_else(|| id.clone()),
+                )
             })
             .collect();
         let owned_by = m
@@ -197,7 +235,7 @@ async fn build_provider(
     }
 
     Ok(Provider {
-        name: name.to_string(),
+        name: Arc::from(name),
         dialect,
         authority: HeaderValue::from_str(&base.authority()).map_err(|e| e.to_string())?,
         peer: Arc::new(upstream::peer(addr, &base, &timeouts)),

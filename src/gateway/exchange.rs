@@ -41,8 +41,8 @@ pub struct Served {
 }
 
 /// The upstream request of one route, built once and reused across that route's keys.
-struct Prepared {
-    path: String,
+struct Prepared<'r> {
+    path: &'r str,
     body: Bytes,
     ctx: ResponseContext,
     /// A Gemini `countTokens` call: its `totalTokens` answer becomes Anthropic's `input_tokens`.
@@ -105,7 +105,7 @@ pub async fn run(
     let mut attempts = 0;
     for route in &req.model.routes {
         let provider = &route.provider;
-        let name: Arc<str> = Arc::from(provider.name.as_str());
+        let name = provider.name.clone();
         let prepared = match prepare(req, route) {
             Ok(p) => p,
             Err(err) => {
@@ -224,7 +224,7 @@ impl Cause {
 /// `count_tokens` for a model whose upstream has no counting endpoint: a local tokenizer estimate
 /// that includes the system prompt, tools and images (never 0).
 async fn count_locally(session: &mut Session, req: &Request<'_>, route: &Route) -> Served {
-    let provider = Some(Arc::from(route.provider.name.as_str()));
+    let provider = Some(route.provider.name.clone());
     let result = match tokens::estimate_input_tokens(req.surface, req.body) {
         Ok(n) => {
             let body = serde_json::to_vec(&serde_json::json!({ "input_tokens": n })).expect("json");
@@ -243,7 +243,7 @@ async fn count_locally(session: &mut Session, req: &Request<'_>, route: &Route) 
 }
 
 /// The upstream body for `route`: byte-spliced when the dialects match, translated otherwise.
-fn prepare(req: &Request<'_>, route: &Route) -> Result<Prepared, ApiError> {
+fn prepare<'r>(req: &Request<'_>, route: &'r Route) -> Result<Prepared<'r>, ApiError> {
     let provider = &route.provider;
     let upstream = &route.upstream_model;
     let probe = req.probe;
@@ -257,9 +257,9 @@ fn prepare(req: &Request<'_>, route: &Route) -> Result<Prepared, ApiError> {
         };
         let mut ctx = ResponseContext::passthrough(req.surface, probe.model.as_ref(), probe.stream);
         ctx.include_usage = probe.include_usage;
-        ctx.origin = format!("{}/{upstream}", provider.name);
+        ctx.origin = route.origin.clone();
         return Ok(Prepared {
-            path: provider.path(req.op, upstream, probe.stream),
+            path: route.path(req.op, probe.stream),
             body,
             ctx,
             gemini_count: false,
@@ -276,22 +276,21 @@ fn prepare(req: &Request<'_>, route: &Route) -> Result<Prepared, ApiError> {
         let body = tokens::gemini_count_tokens_body(req.surface, req.body, upstream)?;
         let ctx = ResponseContext::passthrough(req.surface, probe.model.as_ref(), false);
         return Ok(Prepared {
-            path: provider.path(req.op, upstream, false),
+            path: route.path(req.op, false),
             body: Bytes::from(body),
             ctx,
             gemini_count: true,
         });
     }
-    let origin = format!("{}/{upstream}", provider.name);
     let target = Target {
         dialect: provider.dialect,
         model: upstream,
         caps: &provider.caps,
-        origin: &origin,
+        origin: &route.origin,
     };
     let translated = translate_request(req.surface, req.body, probe.model.as_ref(), &target)?;
     Ok(Prepared {
-        path: provider.path(req.op, upstream, translated.upstream_stream),
+        path: route.path(req.op, translated.upstream_stream),
         body: Bytes::from(translated.body),
         ctx: translated.ctx,
         gemini_count: false,
@@ -302,7 +301,7 @@ fn request_header(
     session: &Session,
     provider: &Provider,
     key: &KeyState,
-    p: &Prepared,
+    p: &Prepared<'_>,
     surface: Dialect,
 ) -> pingora_error::Result<RequestHeader> {
     let mut h = RequestHeader::build("POST", p.path.as_bytes(), Some(8 + provider.headers.len()))?;
@@ -420,7 +419,7 @@ async fn attempt(
     session: &mut Session,
     provider: &Provider,
     key: &KeyState,
-    p: &Prepared,
+    p: &Prepared<'_>,
     deadline: Instant,
 ) -> Attempt {
     let peer = &*provider.peer;
@@ -519,7 +518,7 @@ async fn relay(
     session: &mut Session,
     provider: &Provider,
     mut up: HttpSession,
-    p: &Prepared,
+    p: &Prepared<'_>,
     deadline: Instant,
 ) -> Attempt {
     if p.gemini_count {

@@ -48,7 +48,7 @@ impl From<&schema::Timeouts> for Timeouts {
 /// A provider of one config snapshot.
 #[derive(Debug)]
 pub struct Provider {
-    pub name: String,
+    pub name: Arc<str>,
     /// The dialect this upstream speaks.
     pub dialect: Dialect,
     pub base: BaseUrl,
