@@ -1,23 +1,32 @@
-//! A minimal stderr logger for the `log` facade (Pingora logs through it too).
+//! A minimal logger for the `log` facade (Pingora logs through it too), writing to stderr from a
+//! dedicated thread: a Pingora worker only formats the line and pushes it on a channel, so a slow
+//! or blocked stderr never stalls request handling.
 //! Level from `EZROUTER_LOG` (`error`, `warn`, `info`, `debug`, `trace`; default `info`).
+
+use std::io::Write;
+use std::sync::mpsc::{channel, Sender};
 
 use log::{LevelFilter, Log, Metadata, Record};
 
-struct Stderr;
+struct Background {
+    lines: Sender<String>,
+}
 
-impl Log for Stderr {
+impl Log for Background {
     fn enabled(&self, metadata: &Metadata) -> bool {
         metadata.level() <= log::max_level()
     }
 
     fn log(&self, record: &Record) {
         if self.enabled(record.metadata()) {
-            eprintln!(
-                "{:<5} {}: {}",
+            let line = format!(
+                "{:<5} {}: {}\n",
                 record.level(),
                 record.target(),
                 record.args()
             );
+            // Sending on an unbounded channel never blocks.
+            let _ = self.lines.send(line);
         }
     }
 
@@ -29,7 +38,18 @@ pub fn init() {
         .ok()
         .and_then(|l| l.parse().ok())
         .unwrap_or(LevelFilter::Info);
-    if log::set_logger(&Stderr).is_ok() {
+    let (tx, rx) = channel::<String>();
+    let logger: &'static Background = Box::leak(Box::new(Background { lines: tx }));
+    if log::set_logger(logger).is_ok() {
         log::set_max_level(level);
+        std::thread::Builder::new()
+            .name("log-writer".into())
+            .spawn(move || {
+                let stderr = std::io::stderr();
+                for line in rx {
+                    let _ = stderr.lock().write_all(line.as_bytes());
+                }
+            })
+            .expect("spawn the log writer");
     }
 }

@@ -30,8 +30,8 @@ static DURATION: Lazy<HistogramVec> = Lazy::new(|| {
 static TOKENS: Lazy<IntCounterVec> = Lazy::new(|| {
     register_int_counter_vec!(
         "ezrouter_tokens_total",
-        "Tokens reported by upstreams, by provider and kind",
-        &["provider", "kind"]
+        "Tokens reported by upstreams, by provider, client key id and kind",
+        &["provider", "key", "kind"]
     )
     .expect("metric registers once")
 });
@@ -92,6 +92,7 @@ pub fn record_request(
     endpoint: &str,
     status: u16,
     provider: &str,
+    key: &str,
     elapsed: Duration,
     usage: Option<&Usage>,
 ) {
@@ -113,7 +114,7 @@ pub fn record_request(
             ("reasoning", u.reasoning),
         ] {
             if n > 0 {
-                TOKENS.with_label_values(&[provider, kind]).inc_by(n);
+                TOKENS.with_label_values(&[provider, key, kind]).inc_by(n);
             }
         }
     }

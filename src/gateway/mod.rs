@@ -108,13 +108,37 @@ impl ProxyHttp for Gateway {
     }
 
     async fn logging(&self, _session: &mut Session, _e: Option<&Error>, ctx: &mut Ctx) {
+        let key = ctx
+            .plugins
+            .as_ref()
+            .and_then(|p| p.client.as_ref())
+            .map_or("", |c| c.id.as_str());
+        let provider = ctx.provider.as_deref().unwrap_or("");
+        let elapsed = ctx.started.elapsed();
         metrics::record_request(
             ctx.endpoint.label(),
             ctx.status,
-            ctx.provider.as_deref().unwrap_or(""),
-            ctx.started.elapsed(),
+            provider,
+            key,
+            elapsed,
             ctx.usage.as_ref(),
         );
+        // The usage record of every request that reached an upstream, client gone or not.
+        if let (Some(usage), Some(plugins)) = (&ctx.usage, &ctx.plugins) {
+            log::info!(
+                target: "ezrouter::usage",
+                "key={key} user={} model={} provider={provider} status={} ms={} input={} cache_read={} cache_write={} output={} reasoning={}",
+                plugins.end_user.as_deref().unwrap_or("-"),
+                plugins.model.as_deref().unwrap_or("-"),
+                ctx.status,
+                elapsed.as_millis(),
+                usage.input,
+                usage.cache_read,
+                usage.cache_write,
+                usage.output,
+                usage.reasoning,
+            );
+        }
         if let (Some(snapshot), Some(plugins)) = (&ctx.snapshot, &ctx.plugins) {
             run_on_complete(
                 &snapshot.chain,
