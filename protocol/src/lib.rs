@@ -17,6 +17,7 @@ mod stream;
 pub mod tokens;
 pub mod usage;
 
+pub use caps::Capabilities;
 pub use context::ResponseContext;
 pub use error::{ApiError, ErrorKind};
 pub use request::{translate_request, Target, Translated};

@@ -245,7 +245,8 @@ impl AnthropicIn {
                 let err = e.error.clone().unwrap_or(Value::Null);
                 sink.ev(Ev::Error(from_error_value(Dialect::Anthropic, &err)), out);
             }
-            _ => {} // ping, content_block_stop, unknown events
+            "ping" => sink.ev(Ev::Ping, out),
+            _ => {} // content_block_stop, unknown events
         }
     }
 }

@@ -166,6 +166,7 @@ impl Encoder for AnthropicOut {
                 out.extend_from_slice(b"}}\n\n");
             }
             Ev::Usage(_) => {}
+            Ev::Ping => out.extend_from_slice(b"event: ping\ndata: {\"type\":\"ping\"}\n\n"),
             Ev::ThinkingStart => {
                 self.close(st, out);
                 self.open_thinking(st, out);

@@ -81,7 +81,7 @@ impl Encoder for Collect {
                 self.msg.stop_sequence = stop_sequence.map(str::to_string);
             }
             Ev::Error(ref e) => self.error = Some(e.clone()),
-            Ev::Start { .. } | Ev::Usage(_) | Ev::End => {}
+            Ev::Start { .. } | Ev::Usage(_) | Ev::Ping | Ev::End => {}
         }
     }
 

@@ -43,7 +43,7 @@ impl GeminiOut {
 
 impl Encoder for GeminiOut {
     fn ev(&mut self, ev: &Ev<'_>, st: &State, out: &mut Vec<u8>) {
-        if !matches!(ev, Ev::ToolArgs { .. } | Ev::Usage(_)) {
+        if !matches!(ev, Ev::ToolArgs { .. } | Ev::Usage(_) | Ev::Ping) {
             if let Ev::ToolStart { .. }
             | Ev::Finish { .. }
             | Ev::End
@@ -78,6 +78,7 @@ impl Encoder for GeminiOut {
             Ev::Error(ref e) => crate::response::error::write_stream_error(out, Dialect::Gemini, e),
             Ev::Start { .. }
             | Ev::ThinkingStart
+            | Ev::Ping
             | Ev::Usage(_)
             | Ev::Signature(_)
             | Ev::RedactedThinking(_) => {}

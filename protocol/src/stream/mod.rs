@@ -68,6 +68,9 @@ pub(crate) enum Ev<'a> {
         reason: Finish,
         stop_sequence: Option<&'a str>,
     },
+    /// A keep-alive (upstream `ping` / SSE comment) while the model works: passed on so the
+    /// client connection does not idle out during long reasoning.
+    Ping,
     /// The answer is complete.
     End,
     /// The upstream reported an error, or ended before finishing.
@@ -369,6 +372,7 @@ impl<E: Encoder> Sink for Shaper<E> {
                 self.content_bytes += t.len() as u64;
                 self.forward(Ev::Refusal(t), out);
             }
+            Ev::Ping => self.forward(Ev::Ping, out),
             Ev::ThinkingStart => {
                 self.ensure_started(out);
                 self.forward(Ev::ThinkingStart, out);
@@ -414,8 +418,11 @@ impl<D: Decoder, E: Encoder> Pipeline<D, E> {
             parser, dec, sh, ..
         } = self;
         while let Some(ev) = parser.next_event() {
-            if let Some(data) = ev.data {
-                dec.event(ev.event, data, sh, out);
+            match ev.data {
+                Some(data) => dec.event(ev.event, data, sh, out),
+                // A comment-only block (`: keepalive`).
+                None if ev.raw.starts_with(b":") => sh.ev(Ev::Ping, out),
+                None => {}
             }
         }
     }

@@ -27,6 +27,8 @@ struct Chunk<'a> {
 
 #[derive(Deserialize)]
 struct Choice<'a> {
+    #[serde(default)]
+    index: Option<u64>,
     #[serde(borrow, default, alias = "message")]
     delta: Option<Delta<'a>>,
     #[serde(borrow, default)]
@@ -227,7 +229,12 @@ impl OpenAiIn {
             },
             out,
         );
-        let Some(choice) = c.choices.as_ref().and_then(|v| v.first()) else {
+        // Only the first choice is translated (n > 1 is refused at request time).
+        let first = c
+            .choices
+            .as_ref()
+            .and_then(|v| v.iter().find(|ch| ch.index.unwrap_or(0) == 0));
+        let Some(choice) = first else {
             return;
         };
         if let Some(d) = choice.delta.as_ref() {

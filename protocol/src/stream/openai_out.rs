@@ -88,6 +88,7 @@ impl Encoder for OpenAiOut {
                 });
             }
             Ev::Usage(_) | Ev::ThinkingStart => {}
+            Ev::Ping => out.extend_from_slice(b": ping\n\n"),
             Ev::Thinking(t) => self.field(st, out, "reasoning_content", t),
             Ev::Text(t) => self.field(st, out, "content", t),
             Ev::Refusal(t) => self.field(st, out, "refusal", t),

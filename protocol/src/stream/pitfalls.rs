@@ -768,7 +768,16 @@ fn keepalives_comments_and_unknown_events_are_ignored() {
         ctx(Dialect::OpenAi, Dialect::Anthropic, true, true),
         &[&canonical],
     );
-    assert_eq!(out, out2);
+    assert_eq!(events(&out), events(&out2));
+    // Keep-alives are passed on in the client's dialect.
+    assert_eq!(count(&out, ": ping\n\n"), 3);
+    let (out, r, _) = run(
+        ctx(Dialect::Anthropic, Dialect::OpenAi, true, true),
+        &[b": keepalive\n\n", &openai_reasoning_text()],
+    );
+    r.unwrap();
+    assert!(out.starts_with(b"event: ping\ndata: {\"type\":\"ping\"}\n\n"));
+    check_anthropic(&out);
 }
 
 #[test]
