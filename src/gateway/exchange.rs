@@ -225,7 +225,18 @@ impl Cause {
 /// that includes the system prompt, tools and images (never 0).
 async fn count_locally(session: &mut Session, req: &Request<'_>, route: &Route) -> Served {
     let provider = Some(route.provider.name.clone());
-    let result = match tokens::estimate_input_tokens(req.surface, req.body) {
+    // Tokenizing a long conversation takes milliseconds of CPU: keep it off the worker thread.
+    let (surface, body) = (req.surface, req.body.clone());
+    let estimate =
+        tokio::task::spawn_blocking(move || tokens::estimate_input_tokens(surface, &body))
+            .await
+            .unwrap_or_else(|e| {
+                Err(ApiError::new(
+                    ErrorKind::Internal,
+                    format!("token counting failed: {e}"),
+                ))
+            });
+    let result = match estimate {
         Ok(n) => {
             let body = serde_json::to_vec(&serde_json::json!({ "input_tokens": n })).expect("json");
             match write_json(session, "application/json", body).await {

@@ -41,11 +41,12 @@ impl Response {
         String::from_utf8_lossy(&self.body).into_owned()
     }
 
-    /// `data:` payloads of an SSE body, in order, with their `event:` names.
+    /// `data:` payloads of an SSE body, in order, with their `event:` names (comment-only
+    /// blocks such as `: keepalive` are not events).
     pub fn events(&self) -> Vec<(Option<String>, String)> {
         let text = self.text();
         text.split("\n\n")
-            .filter(|e| !e.trim().is_empty())
+            .filter(|e| e.lines().any(|l| l.starts_with("data:")))
             .map(|e| {
                 let mut name = None;
                 let mut data = String::new();
@@ -216,6 +217,21 @@ impl Client {
     /// Reads whatever arrives within `wait` (for partial streams).
     pub async fn read_for(&mut self, wait: Duration) -> Vec<u8> {
         let _ = tokio::time::timeout(wait, async { while self.fill().await {} }).await;
+        std::mem::take(&mut self.buf)
+    }
+
+    /// Reads until the bytes received so far contain `needle` (or `wait` passes, or the
+    /// connection ends), and returns them all; for acting at a precise point of a stream.
+    pub async fn read_until(&mut self, needle: &[u8], wait: Duration) -> Vec<u8> {
+        let found = |buf: &[u8]| buf.windows(needle.len().max(1)).any(|w| w == needle);
+        let _ = tokio::time::timeout(wait, async {
+            while !found(&self.buf) {
+                if !self.fill().await {
+                    break;
+                }
+            }
+        })
+        .await;
         std::mem::take(&mut self.buf)
     }
 }
