@@ -137,6 +137,31 @@ impl BackgroundService for Reloader {
     }
 }
 
+/// Re-resolves provider host names every minute, so a DNS change reaches new connections
+/// without a reload and without a blocking lookup on the request path.
+struct DnsRefresher {
+    live: Arc<ArcSwap<Snapshot>>,
+}
+
+#[async_trait]
+impl BackgroundService for DnsRefresher {
+    async fn start(&self, mut shutdown: ShutdownWatch) {
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(60));
+        tick.tick().await;
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {
+                    let snapshot = self.live.load_full();
+                    for provider in &snapshot.providers {
+                        provider.refresh_peer().await;
+                    }
+                }
+                _ = shutdown.changed() => return,
+            }
+        }
+    }
+}
+
 /// A ready-to-run server and where it listens.
 pub fn build(path: Option<PathBuf>) -> Result<(Server, Addresses), String> {
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -181,6 +206,10 @@ pub fn build(path: Option<PathBuf>) -> Result<(Server, Addresses), String> {
         admin.threads = Some(1);
         server.add_service(admin);
     }
+    server.add_service(background_service(
+        "dns refresher",
+        DnsRefresher { live: live.clone() },
+    ));
     server.add_service(background_service(
         "config reloader",
         Reloader {

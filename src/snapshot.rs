@@ -70,6 +70,7 @@ pub struct Model {
 
 pub struct Snapshot {
     pub server: schema::Server,
+    pub providers: Vec<Arc<Provider>>,
     pub models: HashMap<String, Model>,
     /// Model ids in a stable order, for listings.
     pub model_ids: Vec<String>,
@@ -136,6 +137,7 @@ pub async fn build(
 
     Ok(Snapshot {
         server: file.server.clone(),
+        providers: providers.into_values().collect(),
         models,
         model_ids,
         keys,
@@ -238,7 +240,7 @@ async fn build_provider(
         name: Arc::from(name),
         dialect,
         authority: HeaderValue::from_str(&base.authority()).map_err(|e| e.to_string())?,
-        peer: Arc::new(upstream::peer(addr, &base, &timeouts)),
+        peer: arc_swap::ArcSwap::from_pointee(upstream::peer(addr, &base, &timeouts)),
         base,
         keys,
         max_wait: std::time::Duration::from_millis(p.queue.max_wait_ms),

@@ -14,6 +14,7 @@ use ezrouter_protocol::{
 };
 use pingora_core::connectors::http::Connector;
 use pingora_core::protocols::http::client::HttpSession;
+use pingora_core::upstreams::peer::HttpPeer;
 use pingora_error::ErrorType;
 use pingora_http::{RequestHeader, ResponseHeader};
 use pingora_proxy::Session;
@@ -433,8 +434,8 @@ async fn attempt(
     p: &Prepared<'_>,
     deadline: Instant,
 ) -> Attempt {
-    let peer = &*provider.peer;
-    let mut up = match connector.get_http_session(peer).await {
+    let peer = provider.peer.load_full();
+    let mut up = match connector.get_http_session(&*peer).await {
         Ok((up, _reused)) => up,
         Err(e) => {
             return Attempt::Retry(transport_error(provider, &e, "to connect"), Cause::Failure)
@@ -486,7 +487,7 @@ async fn attempt(
         let hint = up.response_header().and_then(|h| retry_hint(&h.headers));
         let body = read_small_body(&mut up).await;
         let mut err = upstream_error(provider.dialect, status, &body);
-        release(connector, up, provider).await;
+        release(connector, up, &peer).await;
         return match status {
             429 => {
                 err.retry_after = err.retry_after.or(hint.map(|d| d.as_secs().max(1)));
@@ -497,7 +498,7 @@ async fn attempt(
             _ => Attempt::Fail(err),
         };
     }
-    relay(connector, session, provider, up, p, deadline).await
+    relay(connector, session, provider, &peer, up, p, deadline).await
 }
 
 /// Reads a small upstream body (an error, a token count), bounded at 64 KiB.
@@ -513,10 +514,10 @@ async fn read_small_body(up: &mut HttpSession) -> Vec<u8> {
     body
 }
 
-async fn release(connector: &Connector, mut up: HttpSession, provider: &Provider) {
+async fn release(connector: &Connector, mut up: HttpSession, peer: &HttpPeer) {
     if up.response_done() {
         connector
-            .release_http_session(up, &*provider.peer, provider.peer.options.idle_timeout)
+            .release_http_session(up, peer, peer.options.idle_timeout)
             .await;
     } else {
         up.shutdown().await;
@@ -528,12 +529,13 @@ async fn relay(
     connector: &Connector,
     session: &mut Session,
     provider: &Provider,
+    peer: &HttpPeer,
     mut up: HttpSession,
     p: &Prepared<'_>,
     deadline: Instant,
 ) -> Attempt {
     if p.gemini_count {
-        return relay_gemini_count(connector, session, provider, up).await;
+        return relay_gemini_count(connector, session, provider, peer, up).await;
     }
     let mut tr = response_translator(p.ctx.clone());
     let stream = p.ctx.client_stream;
@@ -595,7 +597,7 @@ async fn relay(
         }
     }
     let finished = tr.finish(&mut out);
-    release(connector, up, provider).await;
+    release(connector, up, peer).await;
     if stream {
         let _ = session
             .write_response_body(Some(Bytes::from(out)), true)
@@ -622,10 +624,11 @@ async fn relay_gemini_count(
     connector: &Connector,
     session: &mut Session,
     provider: &Provider,
+    peer: &HttpPeer,
     mut up: HttpSession,
 ) -> Attempt {
     let body = read_small_body(&mut up).await;
-    release(connector, up, provider).await;
+    release(connector, up, peer).await;
     #[derive(serde::Deserialize)]
     #[serde(rename_all = "camelCase")]
     struct Count {

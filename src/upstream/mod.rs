@@ -8,10 +8,11 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use arc_swap::ArcSwap;
 use ezrouter_protocol::probe::Operation;
 use ezrouter_protocol::Dialect;
 use http::{HeaderName, HeaderValue};
-use pingora_core::upstreams::peer::HttpPeer;
+use pingora_core::upstreams::peer::{HttpPeer, Peer};
 
 use crate::config::schema;
 pub use url::BaseUrl;
@@ -54,7 +55,8 @@ pub struct Provider {
     pub base: BaseUrl,
     /// The `Host` header.
     pub authority: HeaderValue,
-    pub peer: Arc<HttpPeer>,
+    /// The connection target; swapped when the host's DNS answer changes (see `refresh_peer`).
+    pub peer: ArcSwap<HttpPeer>,
     /// The key pool (state shared across config snapshots).
     pub keys: Vec<Arc<pool::KeyState>>,
     /// Longest wait in the pool's queue.
@@ -81,6 +83,29 @@ impl Provider {
                 format!("{p}/v1beta/models/{upstream_model}:streamGenerateContent?alt=sse")
             }
             (Dialect::Gemini, _) => format!("{p}/v1beta/models/{upstream_model}:generateContent"),
+        }
+    }
+}
+
+impl Provider {
+    /// Re-resolves a provider addressed by host name and swaps in a new peer when the address
+    /// changed (connections to the old one drain from the pool by themselves).
+    pub async fn refresh_peer(&self) {
+        if self.base.host.parse::<std::net::IpAddr>().is_ok() {
+            return;
+        }
+        match resolve(&self.base).await {
+            Ok(addr) if self.peer.load().address().as_inet() != Some(&addr) => {
+                log::info!(
+                    "provider {}: {} now resolves to {addr}",
+                    self.name,
+                    self.base.host
+                );
+                self.peer
+                    .store(Arc::new(peer(addr, &self.base, &self.timeouts)));
+            }
+            Ok(_) => {}
+            Err(e) => log::warn!("provider {}: keeping the last address: {e}", self.name),
         }
     }
 }
