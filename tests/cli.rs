@@ -3,19 +3,31 @@
 use std::process::Command;
 
 fn ezrouter(args: &[&str]) -> (bool, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_ezrouter")).args(args).output().expect("run ezrouter");
-    (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+    let out = Command::new(env!("CARGO_BIN_EXE_ezrouter"))
+        .args(args)
+        .output()
+        .expect("run ezrouter");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
 
 fn write(name: &str, text: &str) -> std::path::PathBuf {
-    let path = std::env::temp_dir().join(format!("ezrouter-cli-{}-{name}.toml", std::process::id()));
+    let path =
+        std::env::temp_dir().join(format!("ezrouter-cli-{}-{name}.toml", std::process::id()));
     std::fs::write(&path, text).unwrap();
     path
 }
 
 #[test]
 fn check_accepts_the_shipped_config() {
-    let (ok, stdout, stderr) = ezrouter(&["check", "-c", concat!(env!("CARGO_MANIFEST_DIR"), "/conf/ezrouter.toml")]);
+    let (ok, stdout, stderr) = ezrouter(&[
+        "check",
+        "-c",
+        concat!(env!("CARGO_MANIFEST_DIR"), "/conf/ezrouter.toml"),
+    ]);
     assert!(ok, "{stdout}{stderr}");
     assert!(stdout.contains(": ok"));
 }
@@ -41,8 +53,17 @@ secret = "ezr-local-dev"
     let (ok, _, stderr) = ezrouter(&["check", "-c", path.to_str().unwrap()]);
     std::fs::remove_file(&path).unwrap();
     assert!(!ok);
-    for expected in ["providers.a.keys[0]", "providers.a.timeouts", "models.m.routes[0].provider", "keys[0].secret", "4 problem(s)"] {
-        assert!(stderr.contains(expected), "missing {expected:?} in:\n{stderr}");
+    for expected in [
+        "providers.a.keys[0]",
+        "providers.a.timeouts",
+        "models.m.routes[0].provider",
+        "keys[0].secret",
+        "4 problem(s)",
+    ] {
+        assert!(
+            stderr.contains(expected),
+            "missing {expected:?} in:\n{stderr}"
+        );
     }
 }
 
@@ -59,5 +80,8 @@ fn check_reports_unknown_fields() {
 fn version() {
     let (ok, stdout, _) = ezrouter(&["--version"]);
     assert!(ok);
-    assert_eq!(stdout.trim(), concat!("ezrouter ", env!("CARGO_PKG_VERSION")));
+    assert_eq!(
+        stdout.trim(),
+        concat!("ezrouter ", env!("CARGO_PKG_VERSION"))
+    );
 }
