@@ -59,13 +59,14 @@ impl Route {
     }
 }
 
-#[derive(Debug)]
 pub struct Model {
     pub id: String,
     pub owned_by: String,
     pub routes: Vec<Route>,
     /// Overrides the providers' queue wait for this model.
     pub max_wait: Option<std::time::Duration>,
+    /// This model's own `on_body` plugins.
+    pub plugins: Chain,
 }
 
 pub struct Snapshot {
@@ -111,6 +112,12 @@ pub async fn build(
             .clone()
             .unwrap_or_else(|| m.routes[0].provider.clone());
         let max_wait = m.max_wait_ms.map(std::time::Duration::from_millis);
+        let plugins = m
+            .plugins
+            .iter()
+            .map(|p| p.build())
+            .collect::<Result<Chain, String>>()
+            .map_err(|e| format!("models.{id}: {e}"))?;
         models.insert(
             id.clone(),
             Model {
@@ -118,13 +125,14 @@ pub async fn build(
                 owned_by,
                 routes,
                 max_wait,
+                plugins,
             },
         );
     }
     let model_ids = file.models.keys().cloned().collect();
 
     let keys = file.keys.iter().map(|k| ClientKey {
-        id: k.id.clone(),
+        id: Arc::from(k.id.as_str()),
         secret_sha256: match (&k.secret, &k.sha256) {
             (Some(secret), _) => sha256(secret.as_bytes()),
             (None, Some(hex)) => decode_hex(hex),

@@ -44,6 +44,9 @@ routes = [{{ provider = "paced" }}]
 routes = [{{ provider = "oai", model = "up-gpt" }}]
 [models.claude]
 routes = [{{ provider = "ant", model = "up-claude" }}]
+[models.tuned]
+routes = [{{ provider = "oai", model = "up-gpt" }}]
+plugins = [{{ kind = "rewrite", set = {{ temperature = 0.2 }}, default = {{ max_tokens = 77 }}, remove = ["logprobs"] }}]
 [models.unreachable]
 routes = [{{ provider = "down" }}]
 [models.sluggish]
@@ -210,7 +213,7 @@ async fn models_are_listed_per_allowlist_on_both_surfaces() {
         .await;
     assert_eq!(
         ids(&all.json()),
-        ["claude", "gpt", "paced", "sluggish", "unreachable"]
+        ["claude", "gpt", "paced", "sluggish", "tuned", "unreachable"]
     );
     let narrow = c
         .get("/v1/models", &[("authorization", &bearer(NARROW_KEY))])
@@ -437,5 +440,34 @@ async fn stream_chunks_are_not_buffered() {
     assert!(
         second - first >= Duration::from_millis(500),
         "chunks arrived together: first at {first:?}, second at {second:?}"
+    );
+}
+
+#[tokio::test]
+async fn per_model_rewrite_plugin_edits_the_upstream_body() {
+    let mock = common::mock().await;
+    let gw = Gateway::start(&config(mock.addr, ""));
+    let mut c = gw.client();
+    let body = json!({"model":"tuned","temperature":1.5,"logprobs":true,"stream":true,"messages":[{"role":"user","content":"hi"}]});
+    let r = c
+        .post_json(
+            "/v1/chat/completions",
+            &[("authorization", &bearer(KEY))],
+            &body,
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.events().last().unwrap().1, "[DONE]");
+    let seen = last_upstream_request(&mock).await;
+    let sent: Value = serde_json::from_str(seen["body"].as_str().unwrap()).unwrap();
+    assert_eq!(
+        (sent["temperature"].as_f64(), sent["max_tokens"].as_u64()),
+        (Some(0.2), Some(77))
+    );
+    assert!(sent.get("logprobs").is_none());
+    assert_eq!(sent["model"], "up-gpt");
+    assert_eq!(
+        sent["stream_options"]["include_usage"], true,
+        "the rewritten body is still probed and patched"
     );
 }

@@ -80,7 +80,7 @@ mod tests {
         }
         let mut req = RequestCtx::new(surface);
         auth().on_request(&map, &mut req)?;
-        Ok(req.client.unwrap().id.clone())
+        Ok(req.client.unwrap().id.to_string())
     }
 
     #[test]

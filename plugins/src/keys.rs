@@ -12,7 +12,7 @@ use crate::Glob;
 #[derive(Debug)]
 pub struct ClientKey {
     /// A stable, non-secret id for logs, metrics and usage records.
-    pub id: String,
+    pub id: Arc<str>,
     pub secret_sha256: [u8; 32],
     /// Models this key may use; empty means none.
     pub models: Vec<Glob>,
@@ -89,7 +89,7 @@ mod tests {
                 models: vec![Glob::Any],
             },
         ]);
-        assert_eq!(store.find(b"sk-b").unwrap().id, "b");
+        assert_eq!(&*store.find(b"sk-b").unwrap().id, "b");
         assert!(store.find(b"sk-c").is_none());
         assert!(!store.find(b"sk-a").unwrap().allows("m"));
         assert_eq!(store.len(), 2);

@@ -12,6 +12,7 @@ pub mod allowlist;
 pub mod auth;
 pub mod glob;
 pub mod keys;
+pub mod rewrite;
 
 use std::sync::Arc;
 
@@ -22,6 +23,7 @@ pub use allowlist::ModelAllowlist;
 pub use auth::Auth;
 pub use glob::Glob;
 pub use keys::{ClientKey, KeyStore};
+pub use rewrite::{FieldEdit, Rewrite};
 
 /// What the plugins of one request know and decide, carried from phase to phase.
 #[derive(Debug)]
@@ -34,6 +36,9 @@ pub struct RequestCtx {
     pub model: Option<String>,
     /// The end user named in the request (OpenAI `user`, Anthropic `metadata.user_id`).
     pub end_user: Option<String>,
+    /// Edits to the request body's top-level fields, applied once after `on_body` (an empty list
+    /// keeps the zero-copy path).
+    pub edits: Vec<FieldEdit>,
 }
 
 impl RequestCtx {
@@ -43,6 +48,7 @@ impl RequestCtx {
             client: None,
             model: None,
             end_user: None,
+            edits: Vec::new(),
         }
     }
 }

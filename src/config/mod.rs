@@ -206,6 +206,11 @@ pub fn validate(mut file: File) -> Result<Loaded, Vec<Problem>> {
                 "at least one route is required",
             );
         }
+        for (i, plugin) in m.plugins.iter().enumerate() {
+            if let Err(e) = plugin.build() {
+                problem(&mut problems, format!("{at}.plugins[{i}]"), e);
+            }
+        }
         let before = m.routes.len();
         m.routes.retain(|r| !skipped.contains(&r.provider));
         if before > 0 && m.routes.is_empty() {

@@ -215,8 +215,52 @@ pub struct Model {
     pub routes: Vec<Route>,
     /// Longest queue wait for this model (default: each provider's `queue.max_wait_ms`).
     pub max_wait_ms: Option<u64>,
+    /// Plugins that run for this model only, after the global ones (auth, allowlist).
+    #[serde(default)]
+    pub plugins: Vec<PluginConfig>,
     /// Shown as `owned_by` in model lists.
     pub owned_by: Option<String>,
+}
+
+/// A per-model plugin and its settings, selected by `kind`.
+#[derive(Debug, Deserialize, Clone)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum PluginConfig {
+    /// Rewrites top-level request fields: `set` always, `default` when the client sent none,
+    /// `remove` drops them. `model`, `messages` and `stream` cannot be rewritten.
+    Rewrite {
+        #[serde(default)]
+        set: toml::Table,
+        #[serde(default)]
+        default: toml::Table,
+        #[serde(default)]
+        remove: Vec<String>,
+    },
+}
+
+impl PluginConfig {
+    /// Builds the plugin; fails on settings the plugin refuses.
+    pub fn build(&self) -> Result<std::sync::Arc<dyn ezrouter_plugins::Plugin>, String> {
+        use ezrouter_plugins::{FieldEdit, Rewrite};
+        match self {
+            PluginConfig::Rewrite {
+                set,
+                default,
+                remove,
+            } => {
+                let json = |v: &toml::Value| serde_json::to_value(v).map_err(|e| e.to_string());
+                let mut edits = Vec::new();
+                for (k, v) in set {
+                    edits.push(FieldEdit::Set(k.clone(), json(v)?));
+                }
+                for (k, v) in default {
+                    edits.push(FieldEdit::Default(k.clone(), json(v)?));
+                }
+                edits.extend(remove.iter().map(|k| FieldEdit::Remove(k.clone())));
+                Ok(std::sync::Arc::new(Rewrite::new(edits)?))
+            }
+        }
+    }
 }
 
 #[derive(Debug, Deserialize)]

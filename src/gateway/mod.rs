@@ -12,8 +12,10 @@ use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
 use async_trait::async_trait;
+use bytes::Bytes;
+use ezrouter_plugins::rewrite::apply_edits;
 use ezrouter_plugins::{run_on_body, run_on_complete, run_on_request, Outcome, RequestCtx};
-use ezrouter_protocol::probe::{probe, Operation};
+use ezrouter_protocol::probe::{probe, Operation, Probe};
 use ezrouter_protocol::{ApiError, Dialect, ErrorKind, Usage};
 use pingora_core::connectors::http::Connector;
 use pingora_core::upstreams::peer::HttpPeer;
@@ -21,7 +23,7 @@ use pingora_error::{Error, ErrorType};
 use pingora_proxy::{ProxyHttp, Session};
 
 use crate::metrics;
-use crate::snapshot::Snapshot;
+use crate::snapshot::{Model, Snapshot};
 use routes::Endpoint;
 
 pub struct Gateway {
@@ -112,7 +114,7 @@ impl ProxyHttp for Gateway {
             .plugins
             .as_ref()
             .and_then(|p| p.client.as_ref())
-            .map_or("", |c| c.id.as_str());
+            .map_or("", |c| &*c.id);
         let provider = ctx.provider.as_deref().unwrap_or("");
         let elapsed = ctx.started.elapsed();
         metrics::record_request(
@@ -150,6 +152,27 @@ impl ProxyHttp for Gateway {
             );
         }
     }
+}
+
+/// The `on_body` phase: the global chain (allowlist), the model lookup, then the model's own chain.
+fn admit<'s>(
+    snapshot: &'s Snapshot,
+    probed: &Probe<'_>,
+    plugins: &mut RequestCtx,
+) -> Result<&'s Model, ApiError> {
+    plugins.model = Some(probed.model.to_string());
+    plugins.end_user = probed.end_user.clone();
+    run_on_body(&snapshot.chain, plugins)?;
+    let model = snapshot.models.get(probed.model.as_ref()).ok_or_else(|| {
+        ApiError::new(
+            ErrorKind::NotFound,
+            format!("The model `{}` does not exist.", probed.model),
+        )
+        .with_code("model_not_found")
+        .with_param("model")
+    })?;
+    run_on_body(&model.plugins, plugins)?;
+    Ok(model)
 }
 
 impl Gateway {
@@ -228,44 +251,54 @@ impl Gateway {
                 return respond::error(session, surface, &err).await;
             }
         };
-        let prepared = (|| {
-            let probed = probe(op, &body)?;
-            plugins.model = Some(probed.model.to_string());
-            plugins.end_user = probed.end_user.clone();
-            run_on_body(&snapshot.chain, &mut plugins)?;
-            let model = snapshot.models.get(probed.model.as_ref()).ok_or_else(|| {
-                ApiError::new(
-                    ErrorKind::NotFound,
-                    format!("The model `{}` does not exist.", probed.model),
-                )
-                .with_code("model_not_found")
-                .with_param("model")
-            })?;
-            Ok::<_, ApiError>((probed, model))
-        })();
-        let result = match prepared {
+        // One validating parse; a second one only when a rewrite plugin edited the body.
+        let admitted = probe(op, &body).and_then(|probed| {
+            let model = admit(snapshot, &probed, &mut plugins)?;
+            Ok((probed, model))
+        });
+        let result = match admitted {
             Ok((probed, model)) => {
-                let request = exchange::Request {
-                    surface,
-                    op,
-                    body: &body,
-                    probe: &probed,
-                    model,
+                let edited = match plugins.edits.is_empty() {
+                    true => None,
+                    false => Some(apply_edits(&body, &plugins.edits).map(Bytes::from)),
                 };
-                let client: Arc<str> =
-                    Arc::from(plugins.client.as_ref().map_or("", |c| c.id.as_str()));
-                let served = exchange::run(
-                    &self.connector,
-                    session,
-                    &request,
-                    &client,
-                    server.max_attempts,
-                )
-                .await;
-                ctx.provider = served.provider;
-                ctx.usage = served.usage;
-                match served.result {
-                    Ok(status) => Ok(status),
+                let reprobed;
+                let (body, probed) = match &edited {
+                    None => (&body, Ok(probed)),
+                    Some(Ok(edited)) => {
+                        reprobed = probe(op, edited);
+                        (edited, reprobed)
+                    }
+                    Some(Err(err)) => (&body, Err(err.clone())),
+                };
+                match probed {
+                    Ok(probed) => {
+                        let request = exchange::Request {
+                            surface,
+                            op,
+                            body,
+                            probe: &probed,
+                            model,
+                        };
+                        let client = plugins
+                            .client
+                            .as_ref()
+                            .map_or_else(|| Arc::from(""), |c| c.id.clone());
+                        let served = exchange::run(
+                            &self.connector,
+                            session,
+                            &request,
+                            &client,
+                            server.max_attempts,
+                        )
+                        .await;
+                        ctx.provider = served.provider;
+                        ctx.usage = served.usage;
+                        match served.result {
+                            Ok(status) => Ok(status),
+                            Err(err) => respond::error(session, surface, &err).await,
+                        }
+                    }
                     Err(err) => respond::error(session, surface, &err).await,
                 }
             }
