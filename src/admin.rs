@@ -13,7 +13,10 @@ impl ServeHttp for Admin {
         let path = session.req_header().uri.path().to_string();
         let (status, content_type, body) = match path.as_str() {
             "/metrics" => (200, "text/plain; version=0.0.4", crate::metrics::render()),
-            "/health" | "/healthz" => (200, "application/json", br#"{"status":"ok"}"#.to_vec()),
+            "/health" | "/healthz" => {
+                let body = format!(r#"{{"status":"ok","pid":{}}}"#, std::process::id());
+                (200, "application/json", body.into_bytes())
+            }
             _ => (
                 404,
                 "application/json",

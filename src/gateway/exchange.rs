@@ -62,8 +62,10 @@ enum Cause {
 }
 
 enum Attempt {
-    /// The client got its answer (possibly ending in a mid-stream error event).
+    /// The client got its whole answer.
     Done { status: u16, usage: Usage },
+    /// The upstream failed after the first byte; the client's stream ended with an error event.
+    Broken { usage: Usage },
     /// Failed before anything reached the client; another key or route may succeed.
     Retry(ApiError, Cause),
     /// Failed before anything reached the client; the same request would fail anywhere.
@@ -72,12 +74,31 @@ enum Attempt {
     ClientGone { usage: Usage },
 }
 
+/// No key of `provider` can serve: cooling down (429, retry later) or all refused by the upstream
+/// (502: only an operator can fix the keys).
+fn unavailable(provider: &Provider, retry_after: Option<Duration>) -> ApiError {
+    let err = match retry_after {
+        Some(wait) => ApiError::new(
+            ErrorKind::RateLimited,
+            format!("Every key of provider `{}` is cooling down or over its rate limit.", provider.name),
+        )
+        .with_retry_after(wait.as_secs().max(1)),
+        None => ApiError::new(
+            ErrorKind::BadGateway,
+            format!(
+                "Every key of provider `{}` was refused by the upstream; they stay out of rotation until the config is reloaded.",
+                provider.name
+            ),
+        ),
+    };
+    err.with_code("keys_unavailable")
+}
+
 /// How telling an error is, to pick the one a client sees when every candidate failed: an
 /// upstream's own answer beats a transport failure, which beats the gateway's queue verdict.
 fn rank(err: &ApiError) -> u8 {
     match err.kind {
-        ErrorKind::Overloaded if err.code == Some("queue") => 0,
-        ErrorKind::RateLimited if err.code == Some("keys_unavailable") => 0,
+        _ if matches!(err.code, Some("queue" | "keys_unavailable")) => 0,
         ErrorKind::BadGateway | ErrorKind::Timeout => 1,
         _ => 2,
     }
@@ -104,6 +125,8 @@ pub async fn run(
         }
     };
     let mut attempts = 0;
+    // One deadline for the whole request, failovers included: the primary route's total timeout.
+    let deadline = Instant::now() + first.provider.timeouts.total;
     for route in &req.model.routes {
         let provider = &route.provider;
         let name = provider.name.clone();
@@ -117,7 +140,6 @@ pub async fn run(
                 }
             }
         };
-        let deadline = Instant::now() + provider.timeouts.total;
         let max_wait = req.model.max_wait.unwrap_or(provider.max_wait);
         let mut tried: Vec<Arc<KeyState>> = Vec::new();
         while attempts < max_attempts {
@@ -129,16 +151,7 @@ pub async fn run(
                 Ok(permit) => permit,
                 Err(AcquireError::Unavailable { retry_after }) => {
                     if tried.is_empty() {
-                        let mut err = ApiError::new(
-                            ErrorKind::RateLimited,
-                            format!(
-                                "Every key of provider `{}` is cooling down or out of rotation.",
-                                provider.name
-                            ),
-                        )
-                        .with_code("keys_unavailable");
-                        err.retry_after = Some(retry_after.map_or(1, |d| d.as_secs().max(1)));
-                        keep(err, &name, &mut last);
+                        keep(unavailable(provider, retry_after), &name, &mut last);
                     }
                     break;
                 }
@@ -165,6 +178,15 @@ pub async fn run(
                     key.add_tokens(usage.total());
                     return Served {
                         result: Ok(status),
+                        usage: Some(usage),
+                        provider: Some(name),
+                    };
+                }
+                Attempt::Broken { usage } => {
+                    key.failed();
+                    key.add_tokens(usage.total());
+                    return Served {
+                        result: Ok(200),
                         usage: Some(usage),
                         provider: Some(name),
                     };
@@ -493,7 +515,17 @@ async fn attempt(
                 err.retry_after = err.retry_after.or(hint.map(|d| d.as_secs().max(1)));
                 Attempt::Retry(err, Cause::RateLimited(hint))
             }
-            401 | 402 | 403 => Attempt::Retry(err, Cause::KeyRejected(status)),
+            // The client's request is fine: the gateway's upstream credential is not.
+            401 | 402 | 403 => Attempt::Retry(
+                ApiError::new(
+                    ErrorKind::BadGateway,
+                    format!(
+                        "Provider `{}` refused the gateway's key ({status}): {}",
+                        provider.name, err.message
+                    ),
+                ),
+                Cause::KeyRejected(status),
+            ),
             408 | 500.. => Attempt::Retry(err, Cause::Failure),
             _ => Attempt::Fail(err),
         };
@@ -583,16 +615,13 @@ async fn relay(
             Err(err) => {
                 up.shutdown().await;
                 log::warn!(
-                    "provider {}: {} after the first byte; ending the stream with an error event",
+                    "provider {}: {} (after the first byte: the stream ends with an error event)",
                     provider.name,
-                    err.message
+                    err.message.trim_end_matches('.')
                 );
                 let tail = Bytes::from(stream_error_event(surface, &err));
                 let _ = session.write_response_body(Some(tail), true).await;
-                return Attempt::Done {
-                    status: 200,
-                    usage: tr.usage(),
-                };
+                return Attempt::Broken { usage: tr.usage() };
             }
         }
     }

@@ -80,9 +80,13 @@ impl ProxyHttp for Gateway {
         ctx.snapshot = Some(snapshot.clone());
         let surface = ctx.endpoint.surface();
         let result = match ctx.endpoint {
-            Endpoint::Health => respond::json(session, 200, br#"{"status":"ok"}"#.to_vec())
-                .await
-                .map(|_| 200),
+            Endpoint::Health => {
+                // The pid tells a client which process answered (a port reused across restarts).
+                let body = format!(r#"{{"status":"ok","pid":{}}}"#, std::process::id());
+                respond::json(session, 200, body.into_bytes())
+                    .await
+                    .map(|_| 200)
+            }
             Endpoint::NotFound { .. } => {
                 let (method, path) = (header.method.clone(), header.uri.path().to_string());
                 let err = ApiError::new(

@@ -165,6 +165,15 @@ impl KeyState {
         }
     }
 
+    /// Whether the key is under its RPM and TPM caps.
+    fn rate_room(&self, now: Instant) -> bool {
+        let under = |cap: u32, window: &Mutex<MinuteWindow>| {
+            cap == 0 || *window.lock().expect("window lock").current(now) < cap as u64
+        };
+        under(self.rpm.load(Ordering::Relaxed), &self.requests)
+            && under(self.tpm.load(Ordering::Relaxed), &self.tokens)
+    }
+
     /// `Ok(score)` when the key can take a request now; higher is better.
     fn check(&self, now: Instant) -> Result<f64, Blocked> {
         self.health(now)?;
@@ -332,6 +341,8 @@ impl Drop for Permit {
 struct Waiter {
     id: u64,
     tx: oneshot::Sender<Option<Permit>>,
+    /// Keys this request must not be handed (it already failed on them).
+    skip: Vec<usize>,
 }
 
 #[derive(Default)]
@@ -387,16 +398,50 @@ impl Queue {
         None
     }
 
+    /// Pops the next waiter in fair order that may use `key`, leaving the others in place.
+    fn pop_for(inner: &mut QueueInner, key: usize) -> Option<Waiter> {
+        for i in 0..inner.turn.len() {
+            let client = inner.turn[i].clone();
+            let Some(waiters) = inner.by_client.get_mut(&client) else {
+                continue;
+            };
+            let Some(pos) = waiters.iter().position(|w| !w.skip.contains(&key)) else {
+                continue;
+            };
+            let w = waiters.remove(pos).expect("position is in range");
+            inner.turn.remove(i);
+            if waiters.is_empty() {
+                inner.by_client.remove(&client);
+            } else {
+                inner.turn.push_back(client);
+            }
+            inner.len -= 1;
+            return Some(w);
+        }
+        None
+    }
+
     /// A slot of `key` was freed: hand it to the next waiter that still waits, else free it.
     fn release(&self, key: Arc<KeyState>) {
         // The freed slot is still counted in `in_flight`: it is the slot handed over.
-        let usable = key.health(Instant::now()).is_ok();
+        let now = Instant::now();
+        let usable = key.health(now).is_ok() && key.rate_room(now);
+        let ptr = Arc::as_ptr(&key) as usize;
+        if usable {
+            *key.requests.lock().expect("window lock").current(now) += 1;
+        }
         let mut inner = self.inner.lock().expect("queue lock");
         QUEUED
             .with_label_values(&[&self.provider])
             .set(inner.len as i64);
         let mut permit = Permit { key: Some(key) };
-        while let Some(waiter) = Self::pop(&mut inner) {
+        loop {
+            let waiter = if usable {
+                Self::pop_for(&mut inner, ptr)
+            } else {
+                Self::pop(&mut inner)
+            };
+            let Some(waiter) = waiter else { break };
             QUEUED
                 .with_label_values(&[&self.provider])
                 .set(inner.len as i64);
@@ -413,6 +458,9 @@ impl Queue {
         }
         drop(inner);
         let key = permit.key.take().expect("permit still holds its key");
+        if usable {
+            *key.requests.lock().expect("window lock").current(now) -= 1;
+        }
         key.in_flight.fetch_sub(1, Ordering::Relaxed);
         IN_FLIGHT.with_label_values(&[&key.provider, &key.id]).dec();
     }
@@ -461,6 +509,7 @@ pub async fn acquire(
         return Err(AcquireError::Unavailable { retry_after: None });
     };
     let queue = first.queue.clone();
+    let skip_ids: Vec<usize> = skip.iter().map(|k| Arc::as_ptr(k) as usize).collect();
     let deadline = tokio::time::Instant::now() + max_wait;
     let mut woken = false;
     loop {
@@ -508,13 +557,21 @@ pub async fn acquire(
                     .by_client
                     .get_mut(client)
                     .expect("just inserted")
-                    .push_front(Waiter { id, tx });
+                    .push_front(Waiter {
+                        id,
+                        tx,
+                        skip: skip_ids.clone(),
+                    });
             } else {
                 inner
                     .by_client
                     .get_mut(client)
                     .expect("just inserted")
-                    .push_back(Waiter { id, tx });
+                    .push_back(Waiter {
+                        id,
+                        tx,
+                        skip: skip_ids.clone(),
+                    });
             }
             inner.len += 1;
             QUEUED

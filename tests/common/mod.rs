@@ -4,11 +4,13 @@
 #![allow(dead_code)]
 
 pub mod client;
+pub mod metrics;
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
 
+#[allow(unused_imports)]
 pub use client::{Client, Response};
 
 /// A running gateway process; killed on drop.
@@ -52,42 +54,55 @@ mod tempdir {
 
 impl Gateway {
     /// Starts `ezrouter serve` on `config` (TOML text; `listen`/`admin_listen` default to port 0).
+    ///
+    /// With port 0 the gateway picks a free port and Pingora binds it a moment later, so another
+    /// process can grab it in between: the start only counts once `/health` on every listener
+    /// answers with this child's pid; otherwise it starts again.
     pub fn start(config: &str) -> Gateway {
         let dir = tempdir::TempDir::new();
         let path = dir.path().join("ezrouter.toml");
         std::fs::write(&path, config).unwrap();
-        let mut child = Command::new(env!("CARGO_BIN_EXE_ezrouter"))
-            .args(["serve", "-c"])
-            .arg(&path)
-            .env("EZROUTER_LOG", "warn")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("spawn ezrouter");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let parse = |key: &str| -> Option<SocketAddr> {
-            line.split_whitespace()
-                .find_map(|w| w.strip_prefix(key))
-                .and_then(|a| a.parse().ok())
-        };
-        let addr = parse("proxy=").unwrap_or_else(|| panic!("gateway did not start: {line:?}"));
-        let admin = parse("admin=");
-        // Pingora binds right after the line is printed; wait until it accepts.
-        for _ in 0..200 {
-            if std::net::TcpStream::connect(addr).is_ok() {
-                return Gateway {
-                    child,
-                    addr,
-                    admin,
-                    _dir: dir,
-                };
+        for _ in 0..5 {
+            let mut child = Command::new(env!("CARGO_BIN_EXE_ezrouter"))
+                .args(["serve", "-c"])
+                .arg(&path)
+                .env("EZROUTER_LOG", "warn")
+                .stdout(Stdio::piped())
+                .stderr(Stdio::inherit())
+                .spawn()
+                .expect("spawn ezrouter");
+            let mut line = String::new();
+            BufReader::new(child.stdout.take().unwrap())
+                .read_line(&mut line)
+                .unwrap();
+            let parse = |key: &str| -> Option<SocketAddr> {
+                line.split_whitespace()
+                    .find_map(|w| w.strip_prefix(key))
+                    .and_then(|a| a.parse().ok())
+            };
+            let addr = parse("proxy=").unwrap_or_else(|| panic!("gateway did not start: {line:?}"));
+            let admin = parse("admin=");
+            let pid = child.id();
+            let ours = |a: SocketAddr| health_pid(a) == Some(pid);
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+            while std::time::Instant::now() < deadline {
+                if ours(addr) && admin.is_none_or(ours) {
+                    return Gateway {
+                        child,
+                        addr,
+                        admin,
+                        _dir: dir,
+                    };
+                }
+                if matches!(child.try_wait(), Ok(Some(_))) {
+                    break; // lost the port race: its bind failed
+                }
+                std::thread::sleep(std::time::Duration::from_millis(10));
             }
-            std::thread::sleep(std::time::Duration::from_millis(10));
+            let _ = child.kill();
+            let _ = child.wait();
         }
-        panic!("gateway at {addr} never accepted connections");
+        panic!("the gateway never came up on its own ports");
     }
 
     pub fn client(&self) -> Client {
@@ -97,6 +112,35 @@ impl Gateway {
     pub fn pid(&self) -> u32 {
         self.child.id()
     }
+
+    /// The config file the gateway was started on (rewrite it, then [`Gateway::sighup`]).
+    pub fn config_path(&self) -> std::path::PathBuf {
+        self._dir.path().join("ezrouter.toml")
+    }
+
+    /// Rewrites the config file with `config` and sends SIGHUP (a live reload). Returns at once;
+    /// watch `ezrouter_config_reloads_total` to know when the reload happened.
+    pub fn rewrite_and_sighup(&self, config: &str) {
+        std::fs::write(self.config_path(), config).unwrap();
+        self.sighup();
+    }
+
+    /// Sends SIGHUP to the gateway process.
+    pub fn sighup(&self) {
+        let status = Command::new("kill")
+            .args(["-HUP", &self.pid().to_string()])
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill -HUP {} failed", self.pid());
+    }
+
+    /// Scrapes the admin port's `/metrics`.
+    pub async fn metrics(&self) -> metrics::Metrics {
+        let admin = self.admin.expect("the admin port is on");
+        let r = Client::new(admin).get("/metrics", &[]).await;
+        assert_eq!(r.status, 200, "GET /metrics: {}", r.text());
+        metrics::Metrics::parse(&r.text())
+    }
 }
 
 impl Drop for Gateway {
@@ -104,6 +148,27 @@ impl Drop for Gateway {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// The pid in `GET /health` at `addr`, if something answers there.
+fn health_pid(addr: SocketAddr) -> Option<u32> {
+    use std::io::{Read, Write};
+    let mut stream =
+        std::net::TcpStream::connect_timeout(&addr, std::time::Duration::from_millis(200)).ok()?;
+    stream
+        .set_read_timeout(Some(std::time::Duration::from_millis(500)))
+        .ok()?;
+    stream
+        .write_all(b"GET /health HTTP/1.1\r\nhost: test\r\nconnection: close\r\n\r\n")
+        .ok()?;
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).ok()?;
+    let at = answer.find("\"pid\":")? + 6;
+    answer[at..]
+        .split(|c: char| !c.is_ascii_digit())
+        .next()?
+        .parse()
+        .ok()
 }
 
 /// The server section every test config starts with: random loopback ports.
