@@ -253,6 +253,7 @@ async fn build_provider(
         keys,
         max_wait: std::time::Duration::from_millis(p.queue.max_wait_ms),
         caps: p.capabilities()?,
+        stream_only: p.stream_only,
         headers,
         timeouts,
     })

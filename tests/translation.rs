@@ -28,8 +28,15 @@ kind = "openai"
 base_url = "http://{mock}/v1"
 preset = "deepseek"
 keys = ["ok-ds"]
+[providers.ant-stream]
+kind = "anthropic"
+base_url = "http://{mock}"
+keys = ["ok-ant-stream"]
+stream_only = true
 [models.gpt]
 routes = [{{ provider = "oai", model = "up-gpt" }}]
+[models.claude-streamed]
+routes = [{{ provider = "ant-stream", model = "up-claude" }}]
 [models.claude]
 routes = [{{ provider = "ant", model = "up-claude" }}]
 [models.gemini]
@@ -456,4 +463,46 @@ async fn unmappable_fields_are_400_naming_the_field() {
         .await;
     assert_eq!(r.status, 400, "n>1 cannot go to Anthropic: {}", r.text());
     assert_eq!(r.json()["error"]["param"], "n");
+}
+
+#[tokio::test]
+async fn json_clients_of_a_stream_only_upstream_get_one_body() {
+    let mock = common::mock().await;
+    let gw = Gateway::start(&config(mock.addr));
+    let mut c = gw.client();
+    let ask = json!({"model":"claude-streamed","max_tokens":64,"messages":[{"role":"user","content":"hi"}]});
+    let r = c
+        .post_json(
+            "/anthropic/v1/messages",
+            &[("x-api-key", KEY), ("anthropic-version", "2023-06-01")],
+            &ask,
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.header("content-type"), Some("application/json"));
+    let v = r.json();
+    assert_eq!(
+        (v["type"].as_str(), v["stop_reason"].as_str()),
+        (Some("message"), Some("end_turn")),
+        "{v}"
+    );
+    assert!(v["content"][0]["text"].as_str().unwrap().contains("🦀"));
+    assert!(v["usage"]["output_tokens"].as_u64().unwrap() > 0);
+    let (_, sent, _) = upstream_saw(&mock).await;
+    assert_eq!(sent["stream"], true, "the upstream was asked for a stream");
+
+    let ask = json!({"model":"claude-streamed","messages":[{"role":"user","content":"hi"}]});
+    let r = c
+        .post_json(
+            "/v1/chat/completions",
+            &[("authorization", &format!("Bearer {KEY}"))],
+            &ask,
+        )
+        .await;
+    let v = r.json();
+    assert_eq!(v["object"], "chat.completion", "{v}");
+    assert!(v["choices"][0]["message"]["content"]
+        .as_str()
+        .unwrap()
+        .contains("🦀"));
 }

@@ -87,6 +87,9 @@ pub struct Provider {
     pub capabilities: Option<toml::Table>,
     #[serde(default)]
     pub timeouts: Timeouts,
+    /// The upstream only streams: JSON clients get its stream collected into one body.
+    #[serde(default)]
+    pub stream_only: bool,
     #[serde(default)]
     pub queue: QueueSettings,
     #[serde(default)]

@@ -276,8 +276,45 @@ async fn count_locally(session: &mut Session, req: &Request<'_>, route: &Route) 
     }
 }
 
-/// The upstream body for `route`: byte-spliced when the dialects match, translated otherwise.
+/// The upstream request for `route`.
 fn prepare<'r>(req: &Request<'_>, route: &'r Route) -> Result<Prepared<'r>, ApiError> {
+    let mut prepared = prepare_body(req, route)?;
+    let chat = matches!(req.op, Operation::ChatCompletions | Operation::Messages);
+    if chat && route.provider.stream_only && !prepared.ctx.upstream_stream {
+        force_stream(&mut prepared, route, req.op)?;
+    }
+    Ok(prepared)
+}
+
+/// Turns a JSON request into a streaming one for an upstream that only streams; the response
+/// translator then collects the stream into the one JSON body the client expects.
+fn force_stream<'r>(p: &mut Prepared<'r>, route: &'r Route, op: Operation) -> Result<(), ApiError> {
+    let provider = &route.provider;
+    if provider.dialect != Dialect::Gemini {
+        // Gemini streams by path; the others by a body flag.
+        let mut body: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(&p.body)
+            .map_err(|e| {
+                ApiError::new(
+                    ErrorKind::Internal,
+                    format!("re-reading the upstream body: {e}"),
+                )
+            })?;
+        body.insert("stream".into(), true.into());
+        if provider.dialect == Dialect::OpenAi && provider.caps.stream_options {
+            body.insert(
+                "stream_options".into(),
+                serde_json::json!({ "include_usage": true }),
+            );
+        }
+        p.body = Bytes::from(serde_json::to_vec(&body).expect("a map serializes"));
+    }
+    p.ctx.upstream_stream = true;
+    p.path = route.path(op, true);
+    Ok(())
+}
+
+/// The upstream body for `route`: byte-spliced when the dialects match, translated otherwise.
+fn prepare_body<'r>(req: &Request<'_>, route: &'r Route) -> Result<Prepared<'r>, ApiError> {
     let provider = &route.provider;
     let upstream = &route.upstream_model;
     let probe = req.probe;

@@ -62,6 +62,8 @@ pub struct Provider {
     /// Longest wait in the pool's queue.
     pub max_wait: Duration,
     pub caps: ezrouter_protocol::caps::Capabilities,
+    /// Ask for a stream even when the client wants one JSON body.
+    pub stream_only: bool,
     /// Operator headers plus, for the mock, its behaviour headers.
     pub headers: Vec<(HeaderName, HeaderValue)>,
     pub timeouts: Timeouts,
