@@ -45,9 +45,14 @@ pub fn init() {
         std::thread::Builder::new()
             .name("log-writer".into())
             .spawn(move || {
-                let stderr = std::io::stderr();
-                for line in rx {
-                    let _ = stderr.lock().write_all(line.as_bytes());
+                // One write per burst of lines, not per line.
+                let mut out = std::io::BufWriter::with_capacity(64 * 1024, std::io::stderr());
+                while let Ok(line) = rx.recv() {
+                    let _ = out.write_all(line.as_bytes());
+                    while let Ok(more) = rx.try_recv() {
+                        let _ = out.write_all(more.as_bytes());
+                    }
+                    let _ = out.flush();
                 }
             })
             .expect("spawn the log writer");

@@ -143,7 +143,10 @@ pub async fn run(
         let max_wait = req.model.max_wait.unwrap_or(provider.max_wait);
         let mut tried: Vec<Arc<KeyState>> = Vec::new();
         while attempts < max_attempts {
+            // `biased`: the common cases (a free key, data ready) never poll the other branches,
+            // which would cost a socket read and a timer registration each time.
             let acquired = tokio::select! {
+                biased;
                 r = pool::acquire(&provider.keys, &tried, client, max_wait) => r,
                 _ = client_gone(session) => return Served { result: Ok(0), usage: None, provider: Some(name) },
             };
@@ -524,6 +527,7 @@ async fn attempt(
 
     up.set_read_timeout(Some(provider.timeouts.ttfb));
     let headed = tokio::select! {
+        biased;
         r = up.read_response_header() => r,
         _ = client_gone(session) => {
             up.shutdown().await;
@@ -619,14 +623,18 @@ async fn relay(
         }
     }
     let mut out = Vec::with_capacity(16 * 1024);
+    // One timer for the whole body, registered the first time the upstream makes us wait.
+    let total = sleep_until(deadline);
+    tokio::pin!(total);
     loop {
         let next = tokio::select! {
+            biased;
             r = up.read_response_body() => r.map_err(|e| transport_error(provider, &e, "mid-response")),
             _ = client_gone(session) => {
                 up.shutdown().await;
                 return Attempt::ClientGone { usage: tr.usage() };
             }
-            _ = sleep_until(deadline) => Err(deadline_error(provider)),
+            _ = &mut total => Err(deadline_error(provider)),
         };
         match next {
             Ok(Some(chunk)) => {

@@ -102,6 +102,8 @@ pub struct KeyState {
     pub id: Arc<str>,
     /// The auth header carrying this key, formatted once.
     pub header: (http::HeaderName, http::HeaderValue),
+    /// This key's `ezrouter_upstream_in_flight` series, looked up once.
+    in_flight_gauge: prometheus::IntGauge,
     in_flight: AtomicU32,
     /// 0: unlimited.
     max_concurrency: AtomicU32,
@@ -211,9 +213,7 @@ impl KeyState {
         if let Breaker::HalfOpen { probing } = &mut *self.breaker.lock().expect("breaker lock") {
             *probing = true;
         }
-        IN_FLIGHT
-            .with_label_values(&[&self.provider, &self.id])
-            .inc();
+        self.in_flight_gauge.inc();
         Permit {
             key: Some(self.clone()),
         }
@@ -357,6 +357,8 @@ struct QueueInner {
 /// The wait queue of one provider's key pool.
 pub struct Queue {
     provider: Arc<str>,
+    /// This pool's `ezrouter_queue_depth` series, looked up once.
+    depth: prometheus::IntGauge,
     inner: Mutex<QueueInner>,
     max_len: AtomicU32,
 }
@@ -431,9 +433,7 @@ impl Queue {
             *key.requests.lock().expect("window lock").current(now) += 1;
         }
         let mut inner = self.inner.lock().expect("queue lock");
-        QUEUED
-            .with_label_values(&[&self.provider])
-            .set(inner.len as i64);
+        self.depth.set(inner.len as i64);
         let mut permit = Permit { key: Some(key) };
         loop {
             let waiter = if usable {
@@ -442,9 +442,7 @@ impl Queue {
                 Self::pop(&mut inner)
             };
             let Some(waiter) = waiter else { break };
-            QUEUED
-                .with_label_values(&[&self.provider])
-                .set(inner.len as i64);
+            self.depth.set(inner.len as i64);
             if usable {
                 match waiter.tx.send(Some(permit)) {
                     Ok(()) => return,
@@ -462,7 +460,7 @@ impl Queue {
             *key.requests.lock().expect("window lock").current(now) -= 1;
         }
         key.in_flight.fetch_sub(1, Ordering::Relaxed);
-        IN_FLIGHT.with_label_values(&[&key.provider, &key.id]).dec();
+        key.in_flight_gauge.dec();
     }
 
     fn remove(&self, client: &Arc<str>, id: u64) {
@@ -478,9 +476,7 @@ impl Queue {
                 }
             }
         }
-        QUEUED
-            .with_label_values(&[&self.provider])
-            .set(inner.len as i64);
+        self.depth.set(inner.len as i64);
     }
 }
 
@@ -574,9 +570,7 @@ pub async fn acquire(
                     });
             }
             inner.len += 1;
-            QUEUED
-                .with_label_values(&[&queue.provider])
-                .set(inner.len as i64);
+            queue.depth.set(inner.len as i64);
             (rx, id)
         };
         let (rx, id) = rx;
@@ -634,6 +628,7 @@ impl Registry {
             .unwrap_or_else(|| {
                 let q = Arc::new(Queue {
                     provider: provider.into(),
+                    depth: QUEUED.with_label_values(&[provider]),
                     inner: Mutex::default(),
                     max_len: AtomicU32::new(max_len),
                 });
@@ -667,6 +662,7 @@ impl Registry {
                 provider: queue.provider.clone(),
                 id: id.into(),
                 header,
+                in_flight_gauge: IN_FLIGHT.with_label_values(&[&queue.provider, id]),
                 in_flight: AtomicU32::new(0),
                 max_concurrency: AtomicU32::new(0),
                 weight: AtomicU32::new(1),

@@ -59,6 +59,11 @@ impl Gateway {
     /// process can grab it in between: the start only counts once `/health` on every listener
     /// answers with this child's pid; otherwise it starts again.
     pub fn start(config: &str) -> Gateway {
+        Self::start_with_env(config, &[])
+    }
+
+    /// [`Gateway::start`] with extra environment variables for the process.
+    pub fn start_with_env(config: &str, env: &[(&str, &str)]) -> Gateway {
         let dir = tempdir::TempDir::new();
         let path = dir.path().join("ezrouter.toml");
         std::fs::write(&path, config).unwrap();
@@ -67,6 +72,7 @@ impl Gateway {
                 .args(["serve", "-c"])
                 .arg(&path)
                 .env("EZROUTER_LOG", "warn")
+                .envs(env.iter().copied())
                 .stdout(Stdio::piped())
                 .stderr(Stdio::inherit())
                 .spawn()
