@@ -196,8 +196,9 @@ impl SseParser {
 }
 
 #[inline]
+/// SIMD byte search: SSE lines are mostly long JSON payloads.
 fn memchr(needle: u8, hay: &[u8]) -> Option<usize> {
-    hay.iter().position(|&b| b == needle)
+    memchr::memchr(needle, hay)
 }
 
 /// Appends `data: <data>\n\n` (one `data:` line per line of `data`).

@@ -70,14 +70,16 @@ impl Observer {
                     self.complete = true;
                     return false;
                 }
-                if d.contains("\"finish_reason\":\"") || d.contains("\"finish_reason\": \"") {
+                // One search per key, each value checked in place: this runs on every chunk.
+                if value_after(d, "\"finish_reason\":").is_some_and(|v| v.starts_with('"')) {
                     self.complete = true;
                 }
-                if d.contains("\"error\"") {
+                // An error chunk has no `choices` (which comes early in a normal chunk).
+                if !d.contains("\"choices\"") && d.contains("\"error\"") {
                     self.complete = true;
                 }
                 // Most chunks carry `"usage":null`: only parse the ones with numbers.
-                if !(d.contains("\"usage\":{") || d.contains("\"usage\": {")) {
+                if !value_after(d, "\"usage\":").is_some_and(|v| v.starts_with('{')) {
                     return false;
                 }
                 let Ok(v) = serde_json::from_str::<Value>(d) else {
@@ -187,4 +189,10 @@ impl ResponseTranslator for Passthrough {
     fn content_type(&self) -> &'static str {
         super::content_type(self.stream)
     }
+}
+
+/// The text after the last `key` in `json`, leading spaces skipped (`"k": v` and `"k":v` alike).
+fn value_after<'a>(json: &'a str, key: &str) -> Option<&'a str> {
+    json.rfind(key)
+        .map(|at| json[at + key.len()..].trim_start())
 }
