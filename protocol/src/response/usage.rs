@@ -240,28 +240,63 @@ pub fn to_gemini(u: &Usage) -> Value {
 /// The normalized usage of a whole (non-stream) body or of one stream chunk in `dialect`, if it
 /// carries any. Used by the pass-through paths.
 pub fn usage_patch_of(dialect: crate::Dialect, v: &Value) -> Option<UsagePatch> {
+    let u = match dialect {
+        crate::Dialect::OpenAi => v.get("usage")?,
+        crate::Dialect::Anthropic => v
+            .get("usage")
+            .or_else(|| v.get("message").and_then(|m| m.get("usage")))?,
+        crate::Dialect::Gemini => v.get("usageMetadata")?,
+    };
+    usage_patch_from(dialect, u)
+}
+
+/// The patch of a dialect's usage object itself (`usage`, or Gemini's `usageMetadata`).
+pub fn usage_patch_from<'de, D: serde::Deserializer<'de>>(
+    dialect: crate::Dialect,
+    u: D,
+) -> Option<UsagePatch> {
     match dialect {
         crate::Dialect::OpenAi => {
-            let u = OpenAiUsage::deserialize(v.get("usage")?).ok()?;
+            let u = OpenAiUsage::deserialize(u).ok()?;
             u.is_present().then(|| UsagePatch::full(u.normalize()))
         }
-        crate::Dialect::Anthropic => {
-            let u = v
-                .get("usage")
-                .or_else(|| v.get("message").and_then(|m| m.get("usage")))?;
-            Some(AnthropicUsage::deserialize(u).ok()?.patch())
-        }
-        crate::Dialect::Gemini => Some(
-            GeminiUsage::deserialize(v.get("usageMetadata")?)
-                .ok()?
-                .patch(),
-        ),
+        crate::Dialect::Anthropic => Some(AnthropicUsage::deserialize(u).ok()?.patch()),
+        crate::Dialect::Gemini => Some(GeminiUsage::deserialize(u).ok()?.patch()),
     }
+}
+
+/// The usage patch of a whole JSON response body, reading only its usage object: the rest of
+/// the body is skipped, not built into a tree (this runs on every pass-through answer).
+pub fn usage_patch_of_body(dialect: crate::Dialect, body: &[u8]) -> Option<UsagePatch> {
+    #[derive(Deserialize)]
+    struct UsageOnly<'a> {
+        #[serde(borrow, alias = "usageMetadata")]
+        usage: Option<&'a serde_json::value::RawValue>,
+    }
+    let raw = serde_json::from_slice::<UsageOnly>(body).ok()?.usage?;
+    usage_patch_from(dialect, &mut serde_json::Deserializer::from_str(raw.get()))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn usage_of_a_whole_body_without_building_it() {
+        let body = br#"{"id":"x","choices":[{"message":{"content":"usage: {}"}}],"usage":{"prompt_tokens":10,"completion_tokens":4,"prompt_tokens_details":{"cached_tokens":6}}}"#;
+        let mut u = Usage::default();
+        usage_patch_of_body(crate::Dialect::OpenAi, body)
+            .unwrap()
+            .apply(&mut u);
+        assert_eq!((u.input, u.cache_read, u.output), (4, 6, 4));
+        let gemini = br#"{"candidates":[],"usageMetadata":{"promptTokenCount":7,"candidatesTokenCount":2,"thoughtsTokenCount":1}}"#;
+        let mut u = Usage::default();
+        usage_patch_of_body(crate::Dialect::Gemini, gemini)
+            .unwrap()
+            .apply(&mut u);
+        assert_eq!((u.input, u.output, u.reasoning), (7, 3, 1));
+        assert!(usage_patch_of_body(crate::Dialect::OpenAi, b"{}").is_none());
+    }
 
     fn o(v: Value) -> Usage {
         OpenAiUsage::deserialize(&v).unwrap().normalize()

@@ -7,7 +7,7 @@ use serde_json::Value;
 
 use super::ended_early;
 use crate::response::error::write_stream_error;
-use crate::response::usage::usage_patch_of;
+use crate::response::usage::{usage_patch_of, usage_patch_of_body};
 use crate::response::ResponseTranslator;
 use crate::sse::SseParser;
 use crate::{ApiError, Dialect, ResponseContext, Usage};
@@ -162,10 +162,8 @@ impl ResponseTranslator for Passthrough {
 
     fn finish(&mut self, out: &mut Vec<u8>) -> Result<(), ApiError> {
         if !self.stream {
-            if let Ok(v) = serde_json::from_slice::<Value>(&self.body) {
-                if let Some(p) = usage_patch_of(self.obs.dialect, &v) {
-                    p.apply(&mut self.obs.usage);
-                }
+            if let Some(p) = usage_patch_of_body(self.obs.dialect, &self.body) {
+                p.apply(&mut self.obs.usage);
             }
             out.append(&mut self.body);
             return Ok(());
