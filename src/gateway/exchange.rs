@@ -622,7 +622,8 @@ async fn relay(
             return Attempt::ClientGone { usage: tr.usage() };
         }
     }
-    let mut out = Vec::with_capacity(16 * 1024);
+    // Grows to the largest translated chunk and is reused: idle streams hold little memory.
+    let mut out = Vec::new();
     // One timer for the whole body, registered the first time the upstream makes us wait.
     let total = sleep_until(deadline);
     tokio::pin!(total);
