@@ -210,9 +210,7 @@ impl KeyState {
     fn take(self: &Arc<Self>, now: Instant) -> Permit {
         self.in_flight.fetch_add(1, Ordering::Relaxed);
         *self.requests.lock().expect("window lock").current(now) += 1;
-        if let Breaker::HalfOpen { probing } = &mut *self.breaker.lock().expect("breaker lock") {
-            *probing = true;
-        }
+        self.mark_probe();
         self.in_flight_gauge.inc();
         Permit {
             key: Some(self.clone()),
@@ -307,6 +305,13 @@ impl KeyState {
             .lock()
             .expect("window lock")
             .current(Instant::now()) += tokens;
+    }
+
+    /// The request about to use a half-open key is its one probe.
+    fn mark_probe(&self) {
+        if let Breaker::HalfOpen { probing } = &mut *self.breaker.lock().expect("breaker lock") {
+            *probing = true;
+        }
     }
 
     /// After a request that held a half-open probe ended without a verdict (client left).
@@ -444,6 +449,7 @@ impl Queue {
             let Some(waiter) = waiter else { break };
             self.depth.set(inner.len as i64);
             if usable {
+                permit.key().mark_probe();
                 match waiter.tx.send(Some(permit)) {
                     Ok(()) => return,
                     Err(Some(back)) => permit = back,
@@ -458,9 +464,25 @@ impl Queue {
         let key = permit.key.take().expect("permit still holds its key");
         if usable {
             *key.requests.lock().expect("window lock").current(now) -= 1;
+            key.end_probe();
         }
         key.in_flight.fetch_sub(1, Ordering::Relaxed);
         key.in_flight_gauge.dec();
+    }
+
+    /// Wakes up to `n` waiters, in fair order, to select a key again.
+    fn wake(&self, n: usize) {
+        let mut inner = self.inner.lock().expect("queue lock");
+        let mut woken = 0;
+        while woken < n {
+            let Some(waiter) = Self::pop(&mut inner) else {
+                break;
+            };
+            if waiter.tx.send(None).is_ok() {
+                woken += 1;
+            }
+        }
+        self.depth.set(inner.len as i64);
     }
 
     fn remove(&self, client: &Arc<str>, id: u64) {
@@ -690,8 +712,16 @@ impl Registry {
             keys.insert(slot, Arc::downgrade(&k));
             k
         });
-        key.max_concurrency
-            .store(settings.max_concurrency.unwrap_or(0), Ordering::Relaxed);
+        let new_max = settings.max_concurrency.unwrap_or(0);
+        let old_max = key.max_concurrency.swap(new_max, Ordering::Relaxed);
+        if old_max != 0 && (new_max == 0 || new_max > old_max) {
+            // More room than before: requests queued under the old limit re-select now.
+            queue.wake(if new_max == 0 {
+                usize::MAX
+            } else {
+                (new_max - old_max) as usize
+            });
+        }
         key.weight.store(settings.weight, Ordering::Relaxed);
         key.rpm.store(settings.rpm.unwrap_or(0), Ordering::Relaxed);
         key.tpm.store(settings.tpm.unwrap_or(0), Ordering::Relaxed);
@@ -855,6 +885,39 @@ mod tests {
         key.succeeded();
         drop(probe);
         assert!(key.check(Instant::now()).is_ok(), "closed again");
+    }
+
+    #[tokio::test]
+    async fn raising_the_limit_on_reload_serves_queued_requests() {
+        let registry = Registry::default();
+        let keys = pool(&registry, 1, Some(1));
+        let held = acquire(&keys, &[], &client("a"), Duration::ZERO)
+            .await
+            .unwrap();
+        let keys2 = keys.clone();
+        let waiter = tokio::spawn(async move {
+            acquire(&keys2, &[], &client("b"), Duration::from_secs(5))
+                .await
+                .is_ok()
+        });
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let queue = registry.queue("p", 100);
+        registry.key(
+            &queue,
+            "k0",
+            header("secret-0"),
+            settings(Some(2)),
+            BreakerConfig::default(),
+        );
+        assert!(
+            tokio::time::timeout(Duration::from_secs(1), waiter)
+                .await
+                .unwrap()
+                .unwrap(),
+            "served before `held` ends"
+        );
+        assert_eq!(keys[0].in_flight(), 1);
+        drop(held);
     }
 
     #[test]
