@@ -404,6 +404,16 @@ fn request_header(
     Ok(h)
 }
 
+/// The output of `future` if it is ready at once, without waiting. Only for cancel-safe futures
+/// (Pingora's body reads keep partial input in the session, not in the future).
+async fn ready_now<F: std::future::Future>(future: F) -> Option<F::Output> {
+    tokio::select! {
+        biased;
+        output = future => Some(output),
+        _ = std::future::ready(()) => None,
+    }
+}
+
 /// Resolves when the client closes its connection (or resets its h2 stream).
 async fn client_gone(session: &mut Session) {
     loop {
@@ -637,28 +647,41 @@ async fn relay(
             }
             _ = &mut total => Err(deadline_error(provider)),
         };
-        match next {
-            Ok(Some(chunk)) => {
-                tr.push(&chunk, &mut out);
-                if stream && !out.is_empty() {
-                    let bytes = Bytes::copy_from_slice(&out);
-                    out.clear();
-                    if session
-                        .write_response_body(Some(bytes), false)
-                        .await
-                        .is_err()
-                    {
-                        up.shutdown().await;
-                        return Attempt::ClientGone { usage: tr.usage() };
-                    }
-                }
+        // Take whatever else has already arrived too, so that one write carries it all (as
+        // Pingora's own proxy loop does): one syscall per burst, not per upstream chunk.
+        let (mut step, mut ended, mut failed) = (next, false, None);
+        loop {
+            match step {
+                Ok(Some(chunk)) => tr.push(&chunk, &mut out),
+                Ok(None) => ended = true,
+                Err(err) => failed = Some(err),
             }
-            Ok(None) => break,
-            Err(err) if !stream => {
+            if ended || failed.is_some() {
+                break;
+            }
+            match ready_now(up.read_response_body()).await {
+                Some(r) => step = r.map_err(|e| transport_error(provider, &e, "mid-response")),
+                None => break,
+            }
+        }
+        if stream && !out.is_empty() {
+            let bytes = Bytes::copy_from_slice(&out);
+            out.clear();
+            if session
+                .write_response_body(Some(bytes), false)
+                .await
+                .is_err()
+            {
+                up.shutdown().await;
+                return Attempt::ClientGone { usage: tr.usage() };
+            }
+        }
+        match failed {
+            Some(err) if !stream => {
                 up.shutdown().await;
                 return Attempt::Retry(err, Cause::Failure);
             }
-            Err(err) => {
+            Some(err) => {
                 up.shutdown().await;
                 log::warn!(
                     "provider {}: {} (after the first byte: the stream ends with an error event)",
@@ -669,6 +692,8 @@ async fn relay(
                 let _ = session.write_response_body(Some(tail), true).await;
                 return Attempt::Broken { usage: tr.usage() };
             }
+            None if ended => break,
+            None => {}
         }
     }
     let finished = tr.finish(&mut out);
