@@ -404,6 +404,9 @@ fn request_header(
     Ok(h)
 }
 
+/// The most client bytes gathered from already-arrived upstream chunks before writing.
+const COALESCE_MAX: usize = 16 * 1024;
+
 /// The output of `future` if it is ready at once, without waiting. Only for cancel-safe futures
 /// (Pingora's body reads keep partial input in the session, not in the future).
 async fn ready_now<F: std::future::Future>(future: F) -> Option<F::Output> {
@@ -656,7 +659,8 @@ async fn relay(
                 Ok(None) => ended = true,
                 Err(err) => failed = Some(err),
             }
-            if ended || failed.is_some() {
+            // Bounded, so a burst cannot delay the first bytes of a stream by much.
+            if ended || failed.is_some() || out.len() >= COALESCE_MAX {
                 break;
             }
             match ready_now(up.read_response_body()).await {
