@@ -1,0 +1,109 @@
+#!/usr/bin/env bash
+# Repeatable instruction counts per request (valgrind --tool=callgrind) for ezrouter and the bare
+# Pingora proxy, on the pass-through and translated scenarios of bench/run.sh.
+#
+#   bash bench/profile.sh [OUT_DIR]     (default /tmp/ezrouter-profile; ~5 minutes)
+#
+# Each proxy runs under callgrind with instrumentation off; per scenario: warm up, zero the
+# counters, switch instrumentation on, send N requests (4 connections), switch it off, dump. The dumps are
+# callgrind.out.<target>.<pid>.<n>; `callgrind_annotate --inclusive=yes FILE` lists the hot spots
+# with file:line (release builds carry line tables: `debug = 1` in Cargo.toml). Prints instructions
+# per request for each scenario and target.
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+OUT=${1:-/tmp/ezrouter-profile}
+N_JSON=${N_JSON:-2000}
+N_STREAM=${N_STREAM:-400}
+mkdir -p "$OUT"
+TGT="${CARGO_TARGET_DIR:-$ROOT/target}/release"
+command -v valgrind >/dev/null || { echo "needs valgrind (apt-get install valgrind)" >&2; exit 1; }
+(cd "$ROOT" && cargo build --release --bins --example bare_proxy --example sse_probe 2>&1 | tail -1 >&2)
+
+PIDS=()
+cleanup() { for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done; sleep 1; for p in "${PIDS[@]}"; do kill -KILL "$p" 2>/dev/null || true; done; }
+trap cleanup EXIT
+
+wait_line() { # FILE REGEX
+  local i line
+  for i in $(seq 1 1200); do
+    line=$(grep -m1 -oE "$2" "$1" 2>/dev/null || true)
+    [ -n "$line" ] && { echo "$line" | sed -E "s/$2/\1/"; return 0; }
+    sleep 0.1
+  done
+  echo "timed out waiting for $2 in $1" >&2; return 1
+}
+
+"$TGT/ezrouter" mock-upstream --listen 127.0.0.1:0 --chunks 50 --threads 1 >"$OUT/mock.out" 2>&1 &
+PIDS+=($!)
+MOCK=$(wait_line "$OUT/mock.out" 'listening on ([0-9.:]+)')
+
+cat >"$OUT/ezrouter.toml" <<EOF
+[server]
+listen = "127.0.0.1:0"
+admin_listen = ""
+threads = 2
+grace_period_seconds = 0
+[providers.up]
+kind = "openai"
+base_url = "http://$MOCK/v1"
+keys = ["ok-bench"]
+[providers.up.capabilities]
+stream_options = false
+[models.m]
+routes = [{ provider = "up", model = "m" }]
+[[keys]]
+id = "bench"
+secret = "sk-bench"
+EOF
+
+msg='[{"role":"user","content":"Write a haiku about proxies, then explain it in two sentences."}]'
+CHAT=$(printf '{"model":"m","messages":%s,"max_tokens":256}' "$msg")
+STREAM=$(printf '{"model":"m","messages":%s,"max_tokens":256,"stream":true}' "$msg")
+
+probe() { # ADDR PATH BODY COUNT HEADER...
+  local addr=$1 path=$2 body=$3 count=$4; shift 4
+  local hs=() h
+  for h in "$@"; do hs+=(-H "$h"); done
+  "$TGT/examples/sse_probe" --url "http://$addr$path" --body "$body" --concurrency 4 --count "$count" "${hs[@]}" --timeout-s 120
+}
+
+profile() { # NAME CMD...
+  local name=$1; shift
+  valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file="$OUT/callgrind.out.$name.%p" "$@" \
+    >"$OUT/$name.out" 2>"$OUT/$name.err" &
+  local pid=$!; PIDS+=($pid)
+  local addr; addr=$(wait_line "$OUT/$name.out" 'listening on [a-z=]*([0-9.:]+)')
+  sleep 2
+  echo "$pid $addr"
+}
+
+run_scenarios() { # NAME PID ADDR AUTH SCENARIOS...
+  local name=$1 pid=$2 addr=$3 auth=$4; shift 4
+  local s n out ir
+  for s in "$@"; do
+    case "$s" in
+      chat) n=$N_JSON; out=$(probe "$addr" /v1/chat/completions "$CHAT" 50 "$auth" >/dev/null; callgrind_control -z "$pid" >/dev/null; callgrind_control -i on "$pid" >/dev/null; probe "$addr" /v1/chat/completions "$CHAT" "$n" "$auth") ;;
+      stream50) n=$N_STREAM; out=$(probe "$addr" /v1/chat/completions "$STREAM" 20 "$auth" >/dev/null; callgrind_control -z "$pid" >/dev/null; callgrind_control -i on "$pid" >/dev/null; probe "$addr" /v1/chat/completions "$STREAM" "$n" "$auth") ;;
+      chat-xlate) n=$N_JSON; out=$(probe "$addr" /anthropic/v1/messages "$(printf '{"model":"m","max_tokens":256,"messages":%s}' "$msg")" 50 "x-api-key: sk-bench" "anthropic-version: 2023-06-01" >/dev/null; callgrind_control -z "$pid" >/dev/null; callgrind_control -i on "$pid" >/dev/null; probe "$addr" /anthropic/v1/messages "$(printf '{"model":"m","max_tokens":256,"messages":%s}' "$msg")" "$n" "x-api-key: sk-bench" "anthropic-version: 2023-06-01") ;;
+      stream50-xlate) n=$N_STREAM; out=$(probe "$addr" /anthropic/v1/messages "$(printf '{"model":"m","max_tokens":256,"messages":%s,"stream":true}' "$msg")" 20 "x-api-key: sk-bench" "anthropic-version: 2023-06-01" >/dev/null; callgrind_control -z "$pid" >/dev/null; callgrind_control -i on "$pid" >/dev/null; probe "$addr" /anthropic/v1/messages "$(printf '{"model":"m","max_tokens":256,"messages":%s,"stream":true}' "$msg")" "$n" "x-api-key: sk-bench" "anthropic-version: 2023-06-01") ;;
+    esac
+    callgrind_control -i off "$pid" >/dev/null
+    callgrind_control -d "$s" "$pid" >/dev/null
+    sleep 1
+    local f; f=$(ls -t "$OUT"/callgrind.out."$name".*.* 2>/dev/null | head -1)
+    ir=$(grep -m1 '^totals:' "$f" | awk '{print $2}')
+    mv "$f" "$OUT/callgrind.out.$name.$s"
+    echo "$name $s: $(( ir / n )) instructions/request ($(echo "$out" | jq -c '{requests, errors}'))"
+  done
+}
+
+read -r P A < <(profile bare "$TGT/examples/bare_proxy" "$MOCK" 127.0.0.1:0 2)
+PIDS+=("$P")
+run_scenarios bare "$P" "$A" "authorization: Bearer ok-bench" chat stream50 | tee "$OUT/summary.txt"
+kill -TERM "$P" 2>/dev/null || true; for _ in $(seq 1 50); do kill -0 "$P" 2>/dev/null || break; sleep 0.1; done
+
+read -r P A < <(EZROUTER_LOG=warn profile ezrouter "$TGT/ezrouter" serve -c "$OUT/ezrouter.toml")
+PIDS+=("$P")
+run_scenarios ezrouter "$P" "$A" "authorization: Bearer sk-bench" chat stream50 chat-xlate stream50-xlate | tee -a "$OUT/summary.txt"
+kill -TERM "$P" 2>/dev/null || true; for _ in $(seq 1 50); do kill -0 "$P" 2>/dev/null || break; sleep 0.1; done
+echo "dumps in $OUT; e.g. callgrind_annotate --inclusive=yes $OUT/callgrind.out.ezrouter.stream50 | head -60"
