@@ -3,6 +3,9 @@
 //! usage chunk): a usage-only chunk (`choices:[]` + `usage`) can only be there because the gateway
 //! asked the upstream for it, so it is dropped; in that mode whole events are forwarded.
 
+use std::sync::LazyLock;
+
+use memchr::memmem;
 use serde_json::Value;
 
 use super::ended_early;
@@ -71,15 +74,15 @@ impl Observer {
                     return false;
                 }
                 // One search per key, each value checked in place: this runs on every chunk.
-                if value_after(d, "\"finish_reason\":").is_some_and(|v| v.starts_with('"')) {
+                if value_after(d, &FINISH_REASON).is_some_and(|v| v.starts_with('"')) {
                     self.complete = true;
                 }
                 // An error chunk has no `choices` (which comes early in a normal chunk).
-                if !d.contains("\"choices\"") && d.contains("\"error\"") {
+                if CHOICES.find(d.as_bytes()).is_none() && ERROR.find(d.as_bytes()).is_some() {
                     self.complete = true;
                 }
                 // Most chunks carry `"usage":null`: only parse the ones with numbers.
-                if !value_after(d, "\"usage\":").is_some_and(|v| v.starts_with('{')) {
+                if !value_after(d, &USAGE).is_some_and(|v| v.starts_with('{')) {
                     return false;
                 }
                 let Ok(v) = serde_json::from_str::<Value>(d) else {
@@ -189,8 +192,19 @@ impl ResponseTranslator for Passthrough {
     }
 }
 
-/// The text after the last `key` in `json`, leading spaces skipped (`"k": v` and `"k":v` alike).
-fn value_after<'a>(json: &'a str, key: &str) -> Option<&'a str> {
-    json.rfind(key)
-        .map(|at| json[at + key.len()..].trim_start())
+// Searchers for the keys the observer looks for in every OpenAI chunk, built once.
+static FINISH_REASON: LazyLock<memmem::FinderRev<'static>> =
+    LazyLock::new(|| memmem::FinderRev::new(b"\"finish_reason\":"));
+static USAGE: LazyLock<memmem::FinderRev<'static>> =
+    LazyLock::new(|| memmem::FinderRev::new(b"\"usage\":"));
+static CHOICES: LazyLock<memmem::Finder<'static>> =
+    LazyLock::new(|| memmem::Finder::new(b"\"choices\""));
+static ERROR: LazyLock<memmem::Finder<'static>> =
+    LazyLock::new(|| memmem::Finder::new(b"\"error\""));
+
+/// The text after the last occurrence of a key in `json`, leading spaces skipped (`"k": v` and
+/// `"k":v` alike). Keys are ASCII, so the cut is on a char boundary.
+fn value_after<'a>(json: &'a str, key: &memmem::FinderRev<'_>) -> Option<&'a str> {
+    key.rfind(json.as_bytes())
+        .map(|at| json[at + key.needle().len()..].trim_start())
 }
