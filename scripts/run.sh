@@ -6,4 +6,5 @@ cd "$(dirname "$0")/.."
 
 bash scripts/setup.sh
 cargo build --release --locked --bin ezrouter
-exec target/release/ezrouter serve "$@"
+target_dir="$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')"
+exec "$target_dir/release/ezrouter" serve "$@"

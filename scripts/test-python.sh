@@ -6,5 +6,6 @@ cd "$(dirname "$0")/.."
 
 cargo build --bins --quiet
 python="$(bash scripts/python-venv.sh --print-python)"
-export EZROUTER_BIN="${EZROUTER_BIN:-$(pwd)/target/debug/ezrouter}"
+target_dir="$(cargo metadata --format-version 1 --no-deps | "$python" -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')"
+export EZROUTER_BIN="${EZROUTER_BIN:-$target_dir/debug/ezrouter}"
 exec "$python" -m pytest tests/python -q -p no:cacheprovider "$@"
