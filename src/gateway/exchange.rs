@@ -220,7 +220,7 @@ pub async fn run(
                         "provider {} key {}: {}; trying the next candidate",
                         provider.name,
                         key.id,
-                        err.message
+                        err.message.trim_end_matches('.')
                     );
                     crate::metrics::record_failover(&provider.name, cause.label());
                     keep(err, &name, &mut last);
