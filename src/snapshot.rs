@@ -254,6 +254,7 @@ async fn build_provider(
         max_wait: std::time::Duration::from_millis(p.queue.max_wait_ms),
         caps: p.capabilities()?,
         stream_only: p.stream_only,
+        anthropic_betas: p.anthropic_betas.clone(),
         headers,
         timeouts,
     })

@@ -23,6 +23,11 @@ keys = ["ok-oai"]
 kind = "anthropic"
 base_url = "http://{mock}"
 keys = ["ok-ant"]
+[providers.ant-compatible]
+kind = "anthropic"
+base_url = "http://{mock}"
+keys = ["ok-compat"]
+anthropic_betas = ["interleaved-thinking-2025-05-14"]
 [providers.down]
 kind = "openai"
 base_url = "http://127.0.0.1:9/v1"
@@ -44,6 +49,8 @@ routes = [{{ provider = "paced" }}]
 routes = [{{ provider = "oai", model = "up-gpt" }}]
 [models.claude]
 routes = [{{ provider = "ant", model = "up-claude" }}]
+[models.compat]
+routes = [{{ provider = "ant-compatible" }}]
 [models.tuned]
 routes = [{{ provider = "oai", model = "up-gpt" }}]
 plugins = [{{ kind = "rewrite", set = {{ temperature = 0.2 }}, default = {{ max_tokens = 77 }}, remove = ["logprobs"] }}]
@@ -213,7 +220,15 @@ async fn models_are_listed_per_allowlist_on_both_surfaces() {
         .await;
     assert_eq!(
         ids(&all.json()),
-        ["claude", "gpt", "paced", "sluggish", "tuned", "unreachable"]
+        [
+            "claude",
+            "compat",
+            "gpt",
+            "paced",
+            "sluggish",
+            "tuned",
+            "unreachable"
+        ]
     );
     let narrow = c
         .get("/v1/models", &[("authorization", &bearer(NARROW_KEY))])
@@ -469,5 +484,29 @@ async fn per_model_rewrite_plugin_edits_the_upstream_body() {
     assert_eq!(
         sent["stream_options"]["include_usage"], true,
         "the rewritten body is still probed and patched"
+    );
+}
+
+#[tokio::test]
+async fn anthropic_beta_flags_are_filtered_for_compatible_vendors() {
+    let mock = common::mock().await;
+    let gw = Gateway::start(&config(mock.addr, ""));
+    let mut c = gw.client();
+    let h = [
+        ("x-api-key", KEY),
+        ("anthropic-version", "2023-06-01"),
+        (
+            "anthropic-beta",
+            "claude-code-20250219,interleaved-thinking-2025-05-14",
+        ),
+    ];
+    let body =
+        json!({"model":"compat","max_tokens":16,"messages":[{"role":"user","content":"hi"}]});
+    let r = c.post_json("/anthropic/v1/messages", &h, &body).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let seen = mock.stats.last_request().unwrap();
+    assert_eq!(
+        seen.header("anthropic-beta").as_deref(),
+        Some("interleaved-thinking-2025-05-14")
     );
 }

@@ -144,6 +144,15 @@ pub fn validate(mut file: File) -> Result<Loaded, Vec<Problem>> {
                 problem(&mut problems, format!("{at}.base_url"), e);
             }
         }
+        let anthropic = p.kind == ProviderKind::Anthropic
+            || p.dialect == Some(ezrouter_protocol::Dialect::Anthropic);
+        if p.anthropic_betas.is_some() && !anthropic {
+            problem(
+                &mut problems,
+                format!("{at}.anthropic_betas"),
+                "only for providers that speak the Anthropic dialect",
+            );
+        }
         if let Err(e) = p.capabilities() {
             problem(&mut problems, format!("{at}.capabilities"), e);
         }

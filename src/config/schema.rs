@@ -90,6 +90,9 @@ pub struct Provider {
     /// The upstream only streams: JSON clients get its stream collected into one body.
     #[serde(default)]
     pub stream_only: bool,
+    /// For Anthropic-dialect upstreams: the `anthropic-beta` flags to forward (default: all of
+    /// them). Anthropic-compatible vendors reject flags they do not know, so list theirs.
+    pub anthropic_betas: Option<Vec<String>>,
     #[serde(default)]
     pub queue: QueueSettings,
     #[serde(default)]

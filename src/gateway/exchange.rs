@@ -394,7 +394,9 @@ fn request_header(
         let version = from_client("anthropic-version")
             .unwrap_or(http::HeaderValue::from_static("2023-06-01"));
         h.insert_header("anthropic-version", version)?;
-        if let Some(beta) = from_client("anthropic-beta") {
+        if let Some(beta) = from_client("anthropic-beta")
+            .and_then(|b| allowed_betas(&b, provider.anthropic_betas.as_deref()))
+        {
             h.insert_header("anthropic-beta", beta)?;
         }
     }
@@ -415,6 +417,27 @@ async fn ready_now<F: std::future::Future>(future: F) -> Option<F::Output> {
         output = future => Some(output),
         _ = std::future::ready(()) => None,
     }
+}
+
+/// The client's `anthropic-beta` flags an upstream accepts: all of them (real Anthropic), or only
+/// the listed ones (Anthropic-compatible vendors 400 on flags they do not know).
+fn allowed_betas(
+    client: &http::HeaderValue,
+    allow: Option<&[String]>,
+) -> Option<http::HeaderValue> {
+    let Some(allow) = allow else {
+        return Some(client.clone());
+    };
+    let kept: Vec<&str> = client
+        .to_str()
+        .ok()?
+        .split(',')
+        .map(str::trim)
+        .filter(|flag| allow.iter().any(|a| a == flag))
+        .collect();
+    (!kept.is_empty())
+        .then(|| http::HeaderValue::from_str(&kept.join(",")).ok())
+        .flatten()
 }
 
 /// Resolves when the client closes its connection (or resets its h2 stream).
@@ -793,6 +816,19 @@ async fn write_json(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn beta_flags_are_filtered_per_upstream() {
+        let client =
+            http::HeaderValue::from_static("claude-code-20250219, interleaved-thinking-2025-05-14");
+        assert_eq!(allowed_betas(&client, None), Some(client.clone()));
+        let allow = ["interleaved-thinking-2025-05-14".to_string()];
+        assert_eq!(
+            allowed_betas(&client, Some(&allow)).unwrap(),
+            "interleaved-thinking-2025-05-14"
+        );
+        assert_eq!(allowed_betas(&client, Some(&[])), None);
+    }
 
     #[test]
     fn retry_hints_from_each_header_style() {

@@ -64,6 +64,8 @@ pub struct Provider {
     pub caps: ezrouter_protocol::caps::Capabilities,
     /// Ask for a stream even when the client wants one JSON body.
     pub stream_only: bool,
+    /// `anthropic-beta` flags forwarded to this (Anthropic-dialect) upstream; `None`: all.
+    pub anthropic_betas: Option<Vec<String>>,
     /// Operator headers plus, for the mock, its behaviour headers.
     pub headers: Vec<(HeaderName, HeaderValue)>,
     pub timeouts: Timeouts,
