@@ -6,7 +6,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::openai_in::invalid_body;
-use super::{ended_early, Decoder, Ev, Sink};
+use super::{end_at_eof, Decoder, Ev, Sink};
 use crate::response::error::from_error_value;
 use crate::response::finish::Finish;
 use crate::response::usage::AnthropicUsage;
@@ -262,15 +262,7 @@ impl Decoder for AnthropicIn {
     }
 
     fn eof(&mut self, sink: &mut dyn Sink, out: &mut Vec<u8>) {
-        if self.done {
-            return;
-        }
-        self.done = true;
-        if self.stopped {
-            sink.ev(Ev::End, out); // message_delta arrived, only message_stop is missing
-        } else {
-            sink.ev(Ev::Error(ended_early()), out);
-        }
+        end_at_eof(&mut self.done, self.stopped, sink, out);
     }
 
     fn json(

@@ -7,7 +7,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::openai_in::invalid_body;
-use super::{ended_early, Decoder, Ev, Sink};
+use super::{end_at_eof, Decoder, Ev, Sink};
 use crate::response::error::from_error_value;
 use crate::response::finish::Finish;
 use crate::response::usage::GeminiUsage;
@@ -215,16 +215,7 @@ impl Decoder for GeminiIn {
     }
 
     fn eof(&mut self, sink: &mut dyn Sink, out: &mut Vec<u8>) {
-        if self.done {
-            return;
-        }
-        self.done = true;
-        if self.finished {
-            sink.ev(Ev::End, out);
-        } else {
-            // Gemini has no terminator: EOF without a finishReason means the stream was cut.
-            sink.ev(Ev::Error(ended_early()), out);
-        }
+        end_at_eof(&mut self.done, self.finished, sink, out);
     }
 
     fn json(

@@ -474,6 +474,19 @@ pub(crate) fn content_type(stream: bool) -> &'static str {
 }
 
 /// The upstream stream stopped before the answer was finished (§3.1 step 7).
+/// A decoder's end of input, once: a normal end when the upstream said it was complete (a finish
+/// reason, `message_delta`), else an error (the stream was cut; Gemini has no terminator at all).
+pub(crate) fn end_at_eof(done: &mut bool, complete: bool, sink: &mut dyn Sink, out: &mut Vec<u8>) {
+    if std::mem::replace(done, true) {
+        return;
+    }
+    if complete {
+        sink.ev(Ev::End, out);
+    } else {
+        sink.ev(Ev::Error(ended_early()), out);
+    }
+}
+
 pub(crate) fn ended_early() -> ApiError {
     ApiError::new(
         ErrorKind::BadGateway,

@@ -5,7 +5,7 @@ use std::borrow::Cow;
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::{ended_early, Decoder, Ev, Sink};
+use super::{end_at_eof, Decoder, Ev, Sink};
 use crate::response::error::from_error_value;
 use crate::response::finish::Finish;
 use crate::response::usage::{OpenAiUsage, UsagePatch};
@@ -315,15 +315,7 @@ impl Decoder for OpenAiIn {
     }
 
     fn eof(&mut self, sink: &mut dyn Sink, out: &mut Vec<u8>) {
-        if self.done {
-            return;
-        }
-        self.done = true;
-        if self.finished {
-            sink.ev(Ev::End, out);
-        } else {
-            sink.ev(Ev::Error(ended_early()), out);
-        }
+        end_at_eof(&mut self.done, self.finished, sink, out);
     }
 
     fn json(
