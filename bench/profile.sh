@@ -37,24 +37,7 @@ wait_line() { # FILE REGEX
 PIDS+=($!)
 MOCK=$(wait_line "$OUT/mock.out" 'listening on ([0-9.:]+)')
 
-cat >"$OUT/ezrouter.toml" <<EOF
-[server]
-listen = "127.0.0.1:0"
-admin_listen = ""
-threads = 2
-grace_period_seconds = 0
-[providers.up]
-kind = "openai"
-base_url = "http://$MOCK/v1"
-keys = ["ok-bench"]
-[providers.up.capabilities]
-stream_options = false
-[models.m]
-routes = [{ provider = "up", model = "m" }]
-[[keys]]
-id = "bench"
-secret = "sk-bench"
-EOF
+sed "s/@UPSTREAM@/$MOCK/" "$ROOT/bench/ezrouter.toml.tmpl" >"$OUT/ezrouter.toml"
 
 msg='[{"role":"user","content":"Write a haiku about proxies, then explain it in two sentences."}]'
 CHAT=$(printf '{"model":"m","messages":%s,"max_tokens":256}' "$msg")

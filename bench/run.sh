@@ -173,27 +173,7 @@ start_nginx() { # UPSTREAM
 }
 
 start_ezrouter() { # UPSTREAM
-  cat >"$WORK/ezrouter.toml" <<EOF
-[server]
-listen = "127.0.0.1:0"
-admin_listen = ""
-threads = 2
-grace_period_seconds = 0
-
-[providers.up]
-kind = "openai"
-base_url = "http://$1/v1"
-keys = ["ok-bench"]
-[providers.up.capabilities]
-stream_options = false
-
-[models.m]
-routes = [{ provider = "up", model = "m" }]
-
-[[keys]]
-id = "bench"
-secret = "sk-bench"
-EOF
+  sed "s/@UPSTREAM@/$1/" "$ROOT/bench/ezrouter.toml.tmpl" >"$WORK/ezrouter.toml"
   EZROUTER_LOG=warn "$EZR" serve -c "$WORK/ezrouter.toml" >"$WORK/ezrouter.out" 2>"$WORK/ezrouter.err" &
   PID[ezrouter]=$!; PIDS+=($!)
   ADDR[ezrouter]=$(wait_line "$WORK/ezrouter.out" 'listening on proxy=([0-9.:]+)')
