@@ -7,6 +7,7 @@ use std::sync::{Arc, OnceLock};
 
 use arc_swap::ArcSwap;
 use async_trait::async_trait;
+use pingora_core::listeners::{L4BufferSettings, ListenerConfig};
 use pingora_core::server::configuration::ServerConf;
 use pingora_core::server::{Server, ShutdownWatch};
 use pingora_core::services::background::{background_service, BackgroundService};
@@ -194,7 +195,12 @@ pub fn build(path: Option<PathBuf>) -> Result<(Server, Addresses), String> {
         Gateway::new(live.clone()),
         "ezrouter",
     );
-    proxy.add_tcp(&proxy_addr.to_string());
+    // No L4 read buffer: Pingora's default is 64 KiB per client connection, touched at accept,
+    // which for 10,000 held streams is most of the process's memory; HTTP/1 parsing reads into
+    // its own buffers anyway, so plain TCP gains nothing from it.
+    proxy.add_listener(
+        ListenerConfig::tcp(proxy_addr.to_string()).l4_buffer(L4BufferSettings::default().read(0)),
+    );
     server.add_service(proxy);
 
     if let Some(addr) = admin_addr {

@@ -12,15 +12,14 @@ use ezrouter_protocol::{
     response_translator, stream_error_event, translate_request, upstream_error, ApiError, Dialect,
     ErrorKind, ResponseContext, Target, Usage,
 };
-use pingora_core::connectors::http::Connector;
-use pingora_core::protocols::http::client::HttpSession;
+use pingora_core::connectors::TransportConnector;
 use pingora_core::upstreams::peer::HttpPeer;
-use pingora_error::ErrorType;
-use pingora_http::{RequestHeader, ResponseHeader};
+use pingora_http::ResponseHeader;
 use pingora_proxy::Session;
 use tokio::time::{sleep_until, Instant};
 
 use crate::snapshot::{Model, Route};
+use crate::upstream::h1::{self, H1Error};
 use crate::upstream::pool::{self, AcquireError, KeyState};
 use crate::upstream::Provider;
 
@@ -105,7 +104,7 @@ fn rank(err: &ApiError) -> u8 {
 }
 
 pub async fn run(
-    connector: &Connector,
+    connector: &TransportConnector,
     session: &mut Session,
     req: &Request<'_>,
     client: &Arc<str>,
@@ -371,53 +370,51 @@ fn prepare_body<'r>(req: &Request<'_>, route: &'r Route) -> Result<Prepared<'r>,
     })
 }
 
-fn request_header(
+/// The upstream request head, ready for the wire. Header values come from `http` types,
+/// which rule out CR and LF, so they are copied as they are.
+fn request_head(
     session: &Session,
     provider: &Provider,
     key: &KeyState,
     p: &Prepared<'_>,
     surface: Dialect,
-) -> pingora_error::Result<RequestHeader> {
-    let mut h = RequestHeader::build("POST", p.path.as_bytes(), Some(8 + provider.headers.len()))?;
-    h.insert_header(http::header::HOST, provider.authority.clone())?;
-    h.insert_header(http::header::CONTENT_TYPE, "application/json")?;
-    h.insert_header(http::header::CONTENT_LENGTH, p.body.len())?;
-    h.insert_header(key.header.0.clone(), key.header.1.clone())?;
+) -> Vec<u8> {
+    use std::io::Write;
+    let mut h = Vec::with_capacity(256 + p.path.len());
+    let _ = write!(
+        h,
+        "POST {} HTTP/1.1\r\ncontent-type: application/json\r\ncontent-length: {}\r\n",
+        p.path,
+        p.body.len()
+    );
+    let mut line = |name: &[u8], value: &[u8]| {
+        h.extend_from_slice(name);
+        h.extend_from_slice(b": ");
+        h.extend_from_slice(value);
+        h.extend_from_slice(b"\r\n");
+    };
+    line(b"host", provider.authority.as_bytes());
+    line(key.header.0.as_str().as_bytes(), key.header.1.as_bytes());
     if provider.dialect == Dialect::Anthropic {
         let client = &session.req_header().headers;
-        let from_client = |name: &str| {
-            client
-                .get(name)
-                .filter(|_| surface == Dialect::Anthropic)
-                .cloned()
-        };
-        let version = from_client("anthropic-version")
-            .unwrap_or(http::HeaderValue::from_static("2023-06-01"));
-        h.insert_header("anthropic-version", version)?;
+        let from_client = |name: &str| client.get(name).filter(|_| surface == Dialect::Anthropic);
+        let version = from_client("anthropic-version").map_or(&b"2023-06-01"[..], |v| v.as_bytes());
+        line(b"anthropic-version", version);
         if let Some(beta) = from_client("anthropic-beta")
-            .and_then(|b| allowed_betas(&b, provider.anthropic_betas.as_deref()))
+            .and_then(|b| allowed_betas(b, provider.anthropic_betas.as_deref()))
         {
-            h.insert_header("anthropic-beta", beta)?;
+            line(b"anthropic-beta", beta.as_bytes());
         }
     }
     for (name, value) in &provider.headers {
-        h.insert_header(name.clone(), value.clone())?;
+        line(name.as_str().as_bytes(), value.as_bytes());
     }
-    Ok(h)
+    h.extend_from_slice(b"\r\n");
+    h
 }
 
 /// The most client bytes gathered from already-arrived upstream chunks before writing.
 const COALESCE_MAX: usize = 16 * 1024;
-
-/// The output of `future` if it is ready at once, without waiting. Only for cancel-safe futures
-/// (Pingora's body reads keep partial input in the session, not in the future).
-async fn ready_now<F: std::future::Future>(future: F) -> Option<F::Output> {
-    tokio::select! {
-        biased;
-        output = future => Some(output),
-        _ = std::future::ready(()) => None,
-    }
-}
 
 /// The client's `anthropic-beta` flags an upstream accepts: all of them (real Anthropic), or only
 /// the listed ones (Anthropic-compatible vendors 400 on flags they do not know).
@@ -451,25 +448,16 @@ async fn client_gone(session: &mut Session) {
     }
 }
 
-fn transport_error(provider: &Provider, e: &pingora_error::Error, phase: &str) -> ApiError {
-    let timed_out = matches!(
-        e.etype(),
-        ErrorType::ReadTimedout | ErrorType::WriteTimedout | ErrorType::ConnectTimedout
-    );
-    if timed_out {
-        ApiError::new(
+fn transport_error(provider: &Provider, e: &H1Error, phase: &str) -> ApiError {
+    match e {
+        H1Error::Timeout => ApiError::new(
             ErrorKind::Timeout,
             format!("Provider `{}` timed out {phase}.", provider.name),
-        )
-    } else {
-        ApiError::new(
+        ),
+        _ => ApiError::new(
             ErrorKind::BadGateway,
-            format!(
-                "Provider `{}` failed {phase}: {}",
-                provider.name,
-                e.etype().as_str()
-            ),
-        )
+            format!("Provider `{}` failed {phase}: {e}", provider.name),
+        ),
     }
 }
 
@@ -485,8 +473,8 @@ fn deadline_error(provider: &Provider) -> ApiError {
 
 /// How long an upstream asks us to wait: `retry-after-ms`, `retry-after` (seconds), or OpenAI's
 /// `x-ratelimit-reset-requests` / `-tokens` (`1s`, `6m0s`, `250ms`).
-fn retry_hint(headers: &http::HeaderMap) -> Option<Duration> {
-    let get = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+fn retry_hint<'h>(header: impl Fn(&str) -> Option<&'h str>) -> Option<Duration> {
+    let get = |name: &str| header(name);
     if let Some(ms) = get("retry-after-ms").and_then(|v| v.trim().parse::<f64>().ok()) {
         return Some(Duration::from_millis(ms as u64));
     }
@@ -525,7 +513,7 @@ fn go_duration(text: &str) -> Option<Duration> {
 }
 
 async fn attempt(
-    connector: &Connector,
+    connector: &TransportConnector,
     session: &mut Session,
     provider: &Provider,
     key: &KeyState,
@@ -533,60 +521,44 @@ async fn attempt(
     deadline: Instant,
 ) -> Attempt {
     let peer = provider.peer.load_full();
-    let mut up = match connector.get_http_session(&*peer).await {
-        Ok((up, _reused)) => up,
+    let mut stream = match h1::connect(connector, &peer).await {
+        Ok(stream) => stream,
         Err(e) => {
             return Attempt::Retry(transport_error(provider, &e, "to connect"), Cause::Failure)
         }
     };
-    let header = match request_header(session, provider, key, p, p.ctx.client) {
-        Ok(h) => h,
-        Err(e) => {
-            return Attempt::Fail(ApiError::new(
-                ErrorKind::Internal,
-                format!("building the upstream request: {e}"),
-            ))
-        }
-    };
-    let sent = async {
-        up.write_request_header(Box::new(header)).await?;
-        up.write_request_body(p.body.clone(), true).await?;
-        up.finish_request_body().await
-    }
-    .await;
-    if let Err(e) = sent {
+    let head = request_head(session, provider, key, p, p.ctx.client);
+    let write_limit = peer
+        .options
+        .write_timeout
+        .unwrap_or(provider.timeouts.connect);
+    if let Err(e) = h1::send(&mut stream, head, &p.body, write_limit).await {
         return Attempt::Retry(
             transport_error(provider, &e, "while sending the request"),
             Cause::Failure,
         );
     }
-
-    up.set_read_timeout(Some(provider.timeouts.ttfb));
     let headed = tokio::select! {
         biased;
-        r = up.read_response_header() => r,
-        _ = client_gone(session) => {
-            up.shutdown().await;
-            return Attempt::ClientGone { usage: Usage::default() };
-        }
+        r = h1::Response::read(stream, provider.timeouts.ttfb) => r,
+        _ = client_gone(session) => return Attempt::ClientGone { usage: Usage::default() },
         _ = sleep_until(deadline) => return Attempt::Retry(deadline_error(provider), Cause::Failure),
     };
-    if let Err(e) = headed {
-        return Attempt::Retry(
-            transport_error(provider, &e, "before answering"),
-            Cause::Failure,
-        );
-    }
-    up.set_read_timeout(Some(provider.timeouts.idle));
-    let status = up
-        .response_header()
-        .map(|h| h.status.as_u16())
-        .unwrap_or(502);
+    let mut up = match headed {
+        Ok(up) => up,
+        Err(e) => {
+            return Attempt::Retry(
+                transport_error(provider, &e, "before answering"),
+                Cause::Failure,
+            )
+        }
+    };
+    let status = up.status();
     if !(200..300).contains(&status) {
-        let hint = up.response_header().and_then(|h| retry_hint(&h.headers));
-        let body = read_small_body(&mut up).await;
+        let hint = retry_hint(|name| up.header(name));
+        let body = read_small_body(&mut up, provider.timeouts.idle).await;
         let mut err = upstream_error(provider.dialect, status, &body);
-        release(connector, up, &peer).await;
+        up.release(connector, &peer);
         return match status {
             429 => {
                 err.retry_after = err.retry_after.or(hint.map(|d| d.as_secs().max(1)));
@@ -611,10 +583,10 @@ async fn attempt(
 }
 
 /// Reads a small upstream body (an error, a token count), bounded at 64 KiB.
-async fn read_small_body(up: &mut HttpSession) -> Vec<u8> {
+async fn read_small_body(up: &mut h1::Response, idle: Duration) -> Vec<u8> {
     const MAX: usize = 64 * 1024;
     let mut body = Vec::new();
-    while let Ok(Some(chunk)) = up.read_response_body().await {
+    while let Ok(Some(chunk)) = up.read_body(idle).await {
         body.extend_from_slice(&chunk[..chunk.len().min(MAX - body.len())]);
         if body.len() >= MAX {
             break;
@@ -623,29 +595,20 @@ async fn read_small_body(up: &mut HttpSession) -> Vec<u8> {
     body
 }
 
-async fn release(connector: &Connector, mut up: HttpSession, peer: &HttpPeer) {
-    if up.response_done() {
-        connector
-            .release_http_session(up, peer, peer.options.idle_timeout)
-            .await;
-    } else {
-        up.shutdown().await;
-    }
-}
-
 /// Streams a 2xx upstream body to the client through the response translator.
 async fn relay(
-    connector: &Connector,
+    connector: &TransportConnector,
     session: &mut Session,
     provider: &Provider,
     peer: &HttpPeer,
-    mut up: HttpSession,
+    mut up: h1::Response,
     p: &Prepared<'_>,
     deadline: Instant,
 ) -> Attempt {
     if p.gemini_count {
         return relay_gemini_count(connector, session, provider, peer, up).await;
     }
+    let idle = provider.timeouts.idle;
     let mut tr = response_translator(p.ctx.clone());
     let stream = p.ctx.client_stream;
     let surface = p.ctx.client;
@@ -654,11 +617,10 @@ async fn relay(
             .await
             .is_err()
         {
-            up.shutdown().await;
             return Attempt::ClientGone { usage: tr.usage() };
         }
     }
-    // Grows to the largest translated chunk and is reused: idle streams hold little memory.
+    // Sized by the last burst and handed to the client without a copy.
     let mut out = Vec::new();
     // One timer for the whole body, registered the first time the upstream makes us wait.
     let total = sleep_until(deadline);
@@ -666,11 +628,8 @@ async fn relay(
     loop {
         let next = tokio::select! {
             biased;
-            r = up.read_response_body() => r.map_err(|e| transport_error(provider, &e, "mid-response")),
-            _ = client_gone(session) => {
-                up.shutdown().await;
-                return Attempt::ClientGone { usage: tr.usage() };
-            }
+            r = up.read_body(idle) => r.map_err(|e| transport_error(provider, &e, "mid-response")),
+            _ = client_gone(session) => return Attempt::ClientGone { usage: tr.usage() },
             _ = &mut total => Err(deadline_error(provider)),
         };
         // Take whatever else has already arrived too, so that one write carries it all (as
@@ -686,30 +645,25 @@ async fn relay(
             if ended || failed.is_some() || out.len() >= COALESCE_MAX {
                 break;
             }
-            match ready_now(up.read_response_body()).await {
+            match up.read_body_ready().await {
                 Some(r) => step = r.map_err(|e| transport_error(provider, &e, "mid-response")),
                 None => break,
             }
         }
         if stream && !out.is_empty() {
-            let bytes = Bytes::copy_from_slice(&out);
-            out.clear();
+            let next = Vec::with_capacity(out.len());
+            let bytes = Bytes::from(std::mem::replace(&mut out, next));
             if session
                 .write_response_body(Some(bytes), false)
                 .await
                 .is_err()
             {
-                up.shutdown().await;
                 return Attempt::ClientGone { usage: tr.usage() };
             }
         }
         match failed {
-            Some(err) if !stream => {
-                up.shutdown().await;
-                return Attempt::Retry(err, Cause::Failure);
-            }
+            Some(err) if !stream => return Attempt::Retry(err, Cause::Failure),
             Some(err) => {
-                up.shutdown().await;
                 log::warn!(
                     "provider {}: {} (after the first byte: the stream ends with an error event)",
                     provider.name,
@@ -724,7 +678,7 @@ async fn relay(
         }
     }
     let finished = tr.finish(&mut out);
-    release(connector, up, peer).await;
+    up.release(connector, peer);
     if stream {
         let _ = session
             .write_response_body(Some(Bytes::from(out)), true)
@@ -748,14 +702,14 @@ async fn relay(
 
 /// Gemini `{"totalTokens": N}` -> Anthropic `{"input_tokens": N}`.
 async fn relay_gemini_count(
-    connector: &Connector,
+    connector: &TransportConnector,
     session: &mut Session,
     provider: &Provider,
     peer: &HttpPeer,
-    mut up: HttpSession,
+    mut up: h1::Response,
 ) -> Attempt {
-    let body = read_small_body(&mut up).await;
-    release(connector, up, peer).await;
+    let body = read_small_body(&mut up, provider.timeouts.idle).await;
+    up.release(connector, peer);
     #[derive(serde::Deserialize)]
     #[serde(rename_all = "camelCase")]
     struct Count {
@@ -832,14 +786,19 @@ mod tests {
 
     #[test]
     fn retry_hints_from_each_header_style() {
-        let mut h = http::HeaderMap::new();
-        h.insert("x-ratelimit-reset-requests", "6m0s".parse().unwrap());
-        h.insert("x-ratelimit-reset-tokens", "250ms".parse().unwrap());
-        assert_eq!(retry_hint(&h), Some(Duration::from_secs(360)));
-        h.insert("retry-after", "7".parse().unwrap());
-        assert_eq!(retry_hint(&h), Some(Duration::from_secs(7)));
-        h.insert("retry-after-ms", "1500".parse().unwrap());
-        assert_eq!(retry_hint(&h), Some(Duration::from_millis(1500)));
+        let mut h: Vec<(&str, &str)> = vec![
+            ("x-ratelimit-reset-requests", "6m0s"),
+            ("x-ratelimit-reset-tokens", "250ms"),
+        ];
+        let hint = |h: &[(&'static str, &'static str)]| {
+            let h = h.to_vec();
+            retry_hint(move |name| h.iter().find(|(n, _)| *n == name).map(|(_, v)| *v))
+        };
+        assert_eq!(hint(&h), Some(Duration::from_secs(360)));
+        h.push(("retry-after", "7"));
+        assert_eq!(hint(&h), Some(Duration::from_secs(7)));
+        h.push(("retry-after-ms", "1500"));
+        assert_eq!(hint(&h), Some(Duration::from_millis(1500)));
         assert_eq!(go_duration("1.5s"), Some(Duration::from_millis(1500)));
         assert_eq!(go_duration("soon"), None);
     }

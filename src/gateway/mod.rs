@@ -17,7 +17,7 @@ use ezrouter_plugins::rewrite::apply_edits;
 use ezrouter_plugins::{run_on_body, run_on_complete, run_on_request, Outcome, RequestCtx};
 use ezrouter_protocol::probe::{probe, Operation, Probe};
 use ezrouter_protocol::{ApiError, Dialect, ErrorKind, Usage};
-use pingora_core::connectors::http::Connector;
+use pingora_core::connectors::TransportConnector;
 use pingora_core::upstreams::peer::HttpPeer;
 use pingora_error::{Error, ErrorType};
 use pingora_proxy::{ProxyHttp, Session};
@@ -28,14 +28,14 @@ use routes::Endpoint;
 
 pub struct Gateway {
     live: Arc<ArcSwap<Snapshot>>,
-    connector: Connector,
+    connector: TransportConnector,
 }
 
 impl Gateway {
     pub fn new(live: Arc<ArcSwap<Snapshot>>) -> Self {
         Gateway {
             live,
-            connector: Connector::new(None),
+            connector: TransportConnector::new(None),
         }
     }
 }

@@ -1,0 +1,520 @@
+//! The upstream leg's HTTP/1.1 client, on connections from Pingora's `TransportConnector`.
+//!
+//! Pingora's own client session (`connectors::http`) is not used because of what it costs per
+//! exchange: a 64 KiB body buffer allocated for every response and held for a stream's whole
+//! life (about 600 MB at 10,000 streams), an `http::HeaderMap` of response headers the gateway
+//! rarely reads, and a request written in two syscalls. Here a request leaves in one write, the
+//! response head stays raw bytes until an error needs one of its headers, and the body comes
+//! through one small buffer that grows only as large as the largest burst and is handed out
+//! without copying.
+
+use std::io;
+use std::time::Duration;
+
+use bytes::{Buf, Bytes, BytesMut};
+use pingora_core::connectors::TransportConnector;
+use pingora_core::protocols::Stream;
+use pingora_core::upstreams::peer::{HttpPeer, Peer};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// First size of a connection's read buffer; it grows only for bursts larger than this.
+const READ_BUF: usize = 4 * 1024;
+/// Refill the buffer when less than this is free (a read smaller than that is a wasted syscall).
+const MIN_READ: usize = 1024;
+/// The largest response head accepted.
+const MAX_HEAD: usize = 64 * 1024;
+/// Most header lines parsed in a response head.
+const MAX_HEADERS: usize = 128;
+/// Longest chunk-size line or trailer line (extensions included).
+const MAX_LINE: usize = 4 * 1024;
+/// Bodies up to this size are copied behind the head so that the request leaves in one write.
+const COPY_BODY_MAX: usize = 64 * 1024;
+
+#[derive(Debug, thiserror::Error)]
+pub enum H1Error {
+    #[error("timed out")]
+    Timeout,
+    #[error("connection closed before the response was complete")]
+    Closed,
+    #[error("{0}")]
+    Io(#[from] io::Error),
+    /// Connecting failed (Pingora's error type names why: refused, TLS, DNS...).
+    #[error("{0}")]
+    Connect(&'static str),
+    #[error("malformed response: {0}")]
+    Malformed(&'static str),
+}
+
+/// A pooled connection to `peer` if one is idle, a new one otherwise.
+pub async fn connect(connector: &TransportConnector, peer: &HttpPeer) -> Result<Stream, H1Error> {
+    // Boxed: connecting (TCP and TLS handshakes) is an 8 KiB state machine that would otherwise
+    // be part of every request's future for the whole life of its stream.
+    match Box::pin(connector.get_stream(peer)).await {
+        Ok((stream, _reused)) => Ok(stream),
+        Err(e) if e.etype() == &pingora_error::ErrorType::ConnectTimedout => Err(H1Error::Timeout),
+        Err(e) => Err(H1Error::Connect(e.etype().as_str())),
+    }
+}
+
+/// Writes `head` (ending in the blank line) and `body`: one write for all but large bodies.
+pub async fn send(
+    stream: &mut Stream,
+    mut head: Vec<u8>,
+    body: &[u8],
+    timeout: Duration,
+) -> Result<(), H1Error> {
+    let write = async {
+        if body.len() <= COPY_BODY_MAX {
+            head.extend_from_slice(body);
+            stream.write_all(&head).await?;
+        } else {
+            stream.write_all(&head).await?;
+            stream.write_all(body).await?;
+        }
+        stream.flush().await
+    };
+    within(timeout, write).await?.map_err(H1Error::from)
+}
+
+/// The output of `future` if it is ready at once, without waiting. Only for cancel-safe futures.
+async fn ready_now<F: std::future::Future>(future: F) -> Option<F::Output> {
+    tokio::select! {
+        biased;
+        output = future => Some(output),
+        _ = std::future::ready(()) => None,
+    }
+}
+
+/// `future`'s output, or `Timeout` after `limit`. The timer is only created when the future
+/// cannot finish at once, so reads that find data waiting cost no timer.
+async fn within<F: std::future::Future>(limit: Duration, future: F) -> Result<F::Output, H1Error> {
+    let mut future = std::pin::pin!(future);
+    tokio::select! {
+        biased;
+        out = &mut future => return Ok(out),
+        _ = std::future::ready(()) => {}
+    }
+    tokio::time::timeout(limit, future)
+        .await
+        .map_err(|_| H1Error::Timeout)
+}
+
+/// How the response body is delimited.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Framing {
+    /// `content-length` bytes still to come.
+    Length(u64),
+    Chunked(Chunk),
+    /// Until the upstream closes the connection.
+    UntilClose,
+    Done,
+}
+
+/// Where a chunked body's decoder is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Chunk {
+    /// Expecting a chunk-size line.
+    Size,
+    /// Inside a chunk's data, this many bytes to go.
+    Data(u64),
+    /// Expecting the CRLF after a chunk's data.
+    DataEnd,
+    /// After the last chunk: trailer lines until a blank one.
+    Trailers,
+}
+
+/// One response being read from an upstream connection.
+pub struct Response {
+    stream: Stream,
+    buf: BytesMut,
+    /// The raw head (status line and headers) of a non-2xx answer, for the rare header lookup.
+    /// A 2xx head is dropped at once so that the read buffer can be reused from its start.
+    head: Bytes,
+    status: u16,
+    framing: Framing,
+    keep_alive: bool,
+}
+
+impl Response {
+    /// Reads the response head (skipping `1xx` interim answers) within `timeout`.
+    pub async fn read(stream: Stream, timeout: Duration) -> Result<Response, H1Error> {
+        let mut resp = Response {
+            stream,
+            buf: BytesMut::with_capacity(READ_BUF),
+            head: Bytes::new(),
+            status: 0,
+            framing: Framing::Done,
+            keep_alive: false,
+        };
+        let read_head = async {
+            loop {
+                if let Some(done) = resp.parse_head()? {
+                    if done {
+                        return Ok(());
+                    }
+                    continue; // an interim 1xx: the real head follows
+                }
+                if resp.buf.len() >= MAX_HEAD {
+                    return Err(H1Error::Malformed("response head too large"));
+                }
+                if resp.fill_now().await? == 0 {
+                    return Err(H1Error::Closed);
+                }
+            }
+        };
+        within(timeout, read_head).await??;
+        Ok(resp)
+    }
+
+    pub fn status(&self) -> u16 {
+        self.status
+    }
+
+    /// A response header's value (first occurrence), looked up in the raw head.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+        let mut parsed = httparse::Response::new(&mut headers);
+        parsed.parse(&self.head).ok()?;
+        parsed
+            .headers
+            .iter()
+            .find(|h| h.name.eq_ignore_ascii_case(name))
+            .and_then(|h| std::str::from_utf8(h.value).ok())
+            .map(str::trim)
+    }
+
+    /// Parses a head from the buffer: `None` if incomplete, `Some(false)` for a skipped `1xx`.
+    fn parse_head(&mut self) -> Result<Option<bool>, H1Error> {
+        let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+        let mut parsed = httparse::Response::new(&mut headers);
+        let len = match parsed.parse(&self.buf) {
+            Ok(httparse::Status::Complete(len)) => len,
+            Ok(httparse::Status::Partial) => return Ok(None),
+            Err(httparse::Error::TooManyHeaders) => {
+                return Err(H1Error::Malformed("too many headers"))
+            }
+            Err(_) => return Err(H1Error::Malformed("unreadable status line or headers")),
+        };
+        let status = parsed.code.unwrap_or(0);
+        if (100..200).contains(&status) && status != 101 {
+            self.buf.advance(len);
+            return Ok(Some(false));
+        }
+        let mut length = None;
+        let mut chunked = false;
+        let mut keep_alive = parsed.version == Some(1);
+        for h in parsed.headers.iter() {
+            if h.name.eq_ignore_ascii_case("content-length") {
+                let value = std::str::from_utf8(h.value).ok().map(str::trim);
+                let n = value.and_then(|v| v.parse::<u64>().ok());
+                match (n, length) {
+                    (Some(n), None) => length = Some(n),
+                    (Some(n), Some(seen)) if n == seen => {}
+                    _ => return Err(H1Error::Malformed("invalid content-length")),
+                }
+            } else if h.name.eq_ignore_ascii_case("transfer-encoding") {
+                // Only the last coding decides the framing; anything but chunked reads to close.
+                chunked = h
+                    .value
+                    .rsplit(|&b| b == b',')
+                    .next()
+                    .is_some_and(|last| last.trim_ascii().eq_ignore_ascii_case(b"chunked"));
+                if !chunked {
+                    keep_alive = false;
+                }
+            } else if h.name.eq_ignore_ascii_case("connection") {
+                for token in h.value.split(|&b| b == b',') {
+                    let token = token.trim_ascii();
+                    if token.eq_ignore_ascii_case(b"close") {
+                        keep_alive = false;
+                    } else if token.eq_ignore_ascii_case(b"keep-alive") && parsed.version == Some(0)
+                    {
+                        keep_alive = true;
+                    }
+                }
+            }
+        }
+        self.status = status;
+        self.framing = if status == 204 || status == 304 {
+            Framing::Done
+        } else if chunked {
+            Framing::Chunked(Chunk::Size)
+        } else if let Some(n) = length {
+            if n == 0 {
+                Framing::Done
+            } else {
+                Framing::Length(n)
+            }
+        } else {
+            keep_alive = false;
+            Framing::UntilClose
+        };
+        self.keep_alive = keep_alive;
+        let head = self.buf.split_to(len);
+        if !(200..300).contains(&status) {
+            self.head = head.freeze();
+        }
+        Ok(Some(true))
+    }
+
+    /// The next piece of the body, `None` at its end. Each read waits at most `idle`.
+    ///
+    /// Cancel-safe: what was read stays in the buffer, and the decoder's state is in `self`.
+    pub async fn read_body(&mut self, idle: Duration) -> Result<Option<Bytes>, H1Error> {
+        self.next_piece(Some(idle)).await
+    }
+
+    /// The next piece of the body if it can be had without waiting: to gather a burst that has
+    /// already arrived into one client write.
+    pub async fn read_body_ready(&mut self) -> Option<Result<Option<Bytes>, H1Error>> {
+        ready_now(self.next_piece(None)).await
+    }
+
+    async fn next_piece(&mut self, idle: Option<Duration>) -> Result<Option<Bytes>, H1Error> {
+        loop {
+            if let Some(piece) = self.decode()? {
+                return Ok(Some(piece));
+            }
+            if self.framing == Framing::Done {
+                return Ok(None);
+            }
+            let read = match idle {
+                Some(idle) => within(idle, self.fill_now()).await??,
+                None => self.fill_now().await?,
+            };
+            if read == 0 {
+                if self.framing == Framing::UntilClose {
+                    self.framing = Framing::Done;
+                    return Ok(None);
+                }
+                return Err(H1Error::Closed);
+            }
+        }
+    }
+
+    /// Reads whatever the socket has into the buffer (waiting for at least one byte).
+    async fn fill_now(&mut self) -> io::Result<usize> {
+        if self.buf.capacity() - self.buf.len() < MIN_READ || self.buf.is_empty() {
+            // Back to the buffer's start once the pieces handed out earlier have been dropped
+            // (a no-op while there is room), so a long stream keeps touching the same page.
+            self.buf.reserve(READ_BUF);
+        }
+        self.stream.read_buf(&mut self.buf).await
+    }
+
+    /// Takes the next body piece already in the buffer.
+    fn decode(&mut self) -> Result<Option<Bytes>, H1Error> {
+        loop {
+            match self.framing {
+                Framing::Done => return Ok(None),
+                Framing::UntilClose => {
+                    return Ok((!self.buf.is_empty()).then(|| self.buf.split().freeze()));
+                }
+                Framing::Length(left) => {
+                    if self.buf.is_empty() {
+                        return Ok(None);
+                    }
+                    let n = (self.buf.len() as u64).min(left);
+                    self.framing = match left - n {
+                        0 => Framing::Done,
+                        rest => Framing::Length(rest),
+                    };
+                    return Ok(Some(self.buf.split_to(n as usize).freeze()));
+                }
+                Framing::Chunked(Chunk::Data(left)) => {
+                    if self.buf.is_empty() {
+                        return Ok(None);
+                    }
+                    let n = (self.buf.len() as u64).min(left);
+                    self.framing = Framing::Chunked(match left - n {
+                        0 => Chunk::DataEnd,
+                        rest => Chunk::Data(rest),
+                    });
+                    return Ok(Some(self.buf.split_to(n as usize).freeze()));
+                }
+                Framing::Chunked(state) => {
+                    let Some(line) = self.take_line()? else {
+                        return Ok(None);
+                    };
+                    self.framing = match state {
+                        Chunk::Size => match chunk_size(&line)? {
+                            0 => Framing::Chunked(Chunk::Trailers),
+                            n => Framing::Chunked(Chunk::Data(n)),
+                        },
+                        Chunk::DataEnd if line.is_empty() => Framing::Chunked(Chunk::Size),
+                        Chunk::DataEnd => {
+                            return Err(H1Error::Malformed("chunk longer than its size"))
+                        }
+                        Chunk::Trailers if line.is_empty() => Framing::Done,
+                        Chunk::Trailers => Framing::Chunked(Chunk::Trailers),
+                        Chunk::Data(_) => unreachable!("handled above"),
+                    };
+                }
+            }
+        }
+    }
+
+    /// The next line in the buffer without its line ending, or `None` until it is complete.
+    fn take_line(&mut self) -> Result<Option<BytesMut>, H1Error> {
+        let Some(end) = memchr::memchr(b'\n', &self.buf) else {
+            if self.buf.len() > MAX_LINE {
+                return Err(H1Error::Malformed("chunk framing line too long"));
+            }
+            return Ok(None);
+        };
+        let mut line = self.buf.split_to(end + 1);
+        line.truncate(end - usize::from(end > 0 && line[end - 1] == b'\r'));
+        Ok(Some(line))
+    }
+
+    /// Whether the whole body has been read.
+    pub fn done(&self) -> bool {
+        self.framing == Framing::Done
+    }
+
+    /// Hands the connection back to the pool when the exchange left it clean; closes it otherwise.
+    pub fn release(self, connector: &TransportConnector, peer: &HttpPeer) {
+        if self.done() && self.keep_alive && self.buf.is_empty() {
+            connector.release_stream(self.stream, peer.reuse_hash(), peer.options.idle_timeout);
+        }
+    }
+}
+
+/// The size in a chunk-size line (hex, extensions after `;` ignored).
+fn chunk_size(line: &[u8]) -> Result<u64, H1Error> {
+    let digits = line
+        .split(|&b| b == b';')
+        .next()
+        .unwrap_or_default()
+        .trim_ascii();
+    if digits.is_empty() || digits.len() > 15 {
+        return Err(H1Error::Malformed("invalid chunk size"));
+    }
+    digits.iter().try_fold(0u64, |n, &d| {
+        let v = (d as char)
+            .to_digit(16)
+            .ok_or(H1Error::Malformed("invalid chunk size"))?;
+        Ok(n * 16 + u64::from(v))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::AsyncWriteExt;
+
+    /// A response over a real socket pair, written by `server` in the given pieces.
+    async fn exchange(pieces: Vec<&'static [u8]>) -> (Response, tokio::task::JoinHandle<()>) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = tokio::spawn(async move {
+            let (mut s, _) = listener.accept().await.unwrap();
+            for piece in pieces {
+                s.write_all(piece).await.unwrap();
+                s.flush().await.unwrap();
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        });
+        let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let stream: Stream = Box::new(pingora_core::protocols::l4::stream::Stream::from(tcp));
+        let resp = Response::read(stream, Duration::from_secs(5))
+            .await
+            .unwrap();
+        (resp, server)
+    }
+
+    async fn body(resp: &mut Response) -> Result<Vec<u8>, H1Error> {
+        let mut out = Vec::new();
+        while let Some(piece) = resp.read_body(Duration::from_secs(5)).await? {
+            out.extend_from_slice(&piece);
+        }
+        Ok(out)
+    }
+
+    #[tokio::test]
+    async fn content_length_body_split_across_reads() {
+        let (mut resp, _s) = exchange(vec![
+            b"HTTP/1.1 429 Too Many Requests\r\nContent-Length: 11\r\nRetry-After:  7 \r\n\r\nhel",
+            b"lo world",
+        ])
+        .await;
+        assert_eq!(resp.status(), 429);
+        assert_eq!(resp.header("retry-after"), Some("7"));
+        assert_eq!(body(&mut resp).await.unwrap(), b"hello world");
+        assert!(resp.done() && resp.keep_alive);
+    }
+
+    #[tokio::test]
+    async fn chunked_body_with_extensions_trailers_and_split_framing() {
+        let (mut resp, _s) = exchange(vec![
+            b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5;ext=1\r",
+            b"\nhello\r\n6\r\n wor",
+            b"ld\r\n0\r\nX-Trailer: t\r\n",
+            b"\r\n",
+        ])
+        .await;
+        assert_eq!(resp.status(), 200);
+        assert_eq!(body(&mut resp).await.unwrap(), b"hello world");
+        assert!(resp.done() && resp.keep_alive && resp.buf.is_empty());
+    }
+
+    #[tokio::test]
+    async fn close_delimited_body_and_connection_close() {
+        let (mut resp, _s) = exchange(vec![b"HTTP/1.1 200 OK\r\n\r\nuntil ", b"close"]).await;
+        assert_eq!(body(&mut resp).await.unwrap(), b"until close");
+        assert!(!resp.keep_alive);
+        let (mut resp, _s) = exchange(vec![
+            b"HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n",
+        ])
+        .await;
+        assert_eq!(body(&mut resp).await.unwrap(), b"");
+        assert!(!resp.keep_alive);
+    }
+
+    #[tokio::test]
+    async fn truncated_and_malformed_bodies_are_errors() {
+        let (mut resp, _s) =
+            exchange(vec![b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nshort"]).await;
+        assert!(matches!(body(&mut resp).await, Err(H1Error::Closed)));
+        let (mut resp, _s) = exchange(vec![
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+        ])
+        .await;
+        assert!(matches!(body(&mut resp).await, Err(H1Error::Malformed(_))));
+        let (mut resp, _s) = exchange(vec![
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nabc\r\n",
+        ])
+        .await;
+        assert!(matches!(body(&mut resp).await, Err(H1Error::Malformed(_))));
+    }
+
+    #[tokio::test]
+    async fn idle_timeout_between_pieces() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let _server = tokio::spawn(async move {
+            let (mut s, _) = listener.accept().await.unwrap();
+            s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nab")
+                .await
+                .unwrap();
+            tokio::time::sleep(Duration::from_secs(5)).await;
+        });
+        let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let stream: Stream = Box::new(pingora_core::protocols::l4::stream::Stream::from(tcp));
+        let mut resp = Response::read(stream, Duration::from_secs(5))
+            .await
+            .unwrap();
+        let idle = Duration::from_millis(50);
+        assert_eq!(&resp.read_body(idle).await.unwrap().unwrap()[..], b"ab");
+        assert!(matches!(resp.read_body(idle).await, Err(H1Error::Timeout)));
+    }
+
+    #[test]
+    fn chunk_sizes() {
+        assert_eq!(chunk_size(b"1A").unwrap(), 26);
+        assert_eq!(chunk_size(b"0 ; name=value").unwrap(), 0);
+        assert!(chunk_size(b"").is_err());
+        assert!(chunk_size(b"-1").is_err());
+        assert!(chunk_size(b"ffffffffffffffff").is_err());
+    }
+}
