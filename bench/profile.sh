@@ -3,6 +3,8 @@
 # Pingora proxy, on the pass-through and translated scenarios of bench/run.sh.
 #
 #   bash bench/profile.sh [OUT_DIR]     (default /tmp/ezrouter-profile; ~5 minutes)
+#   SCENARIOS=chat,stream50 bash bench/profile.sh   (a subset of chat, stream50, chat-xlate,
+#                                                   stream50-xlate; N_JSON / N_STREAM: requests)
 #
 # Each proxy runs under callgrind with instrumentation off; per scenario: warm up, zero the
 # counters, switch instrumentation on, send N requests (4 connections), switch it off, dump. The dumps are
@@ -64,6 +66,7 @@ run_scenarios() { # NAME PID ADDR AUTH SCENARIOS...
   local name=$1 pid=$2 addr=$3 auth=$4; shift 4
   local s n out ir
   for s in "$@"; do
+    [[ ",${SCENARIOS:-$s}," == *",$s,"* ]] || continue
     case "$s" in
       chat) n=$N_JSON; out=$(probe "$addr" /v1/chat/completions "$CHAT" 50 "$auth" >/dev/null; callgrind_control -z "$pid" >/dev/null; callgrind_control -i on "$pid" >/dev/null; probe "$addr" /v1/chat/completions "$CHAT" "$n" "$auth") ;;
       stream50) n=$N_STREAM; out=$(probe "$addr" /v1/chat/completions "$STREAM" 20 "$auth" >/dev/null; callgrind_control -z "$pid" >/dev/null; callgrind_control -i on "$pid" >/dev/null; probe "$addr" /v1/chat/completions "$STREAM" "$n" "$auth") ;;

@@ -18,6 +18,7 @@ use pingora_http::ResponseHeader;
 use pingora_proxy::Session;
 use tokio::time::{sleep_until, Instant};
 
+use super::respond;
 use crate::snapshot::{Model, Route};
 use crate::upstream::h1::{self, H1Error};
 use crate::upstream::pool::{self, AcquireError, KeyState};
@@ -264,7 +265,7 @@ async fn count_locally(session: &mut Session, req: &Request<'_>, route: &Route) 
     let result = match estimate {
         Ok(n) => {
             let body = serde_json::to_vec(&serde_json::json!({ "input_tokens": n })).expect("json");
-            match write_json(session, "application/json", body).await {
+            match respond::json(session, 200, body).await {
                 Ok(()) => Ok(200),
                 Err(_) => Ok(0),
             }
@@ -689,7 +690,7 @@ async fn relay(
         };
     }
     match finished {
-        Ok(()) => match write_json(session, tr.content_type(), out).await {
+        Ok(()) => match respond::json(session, 200, out).await {
             Ok(()) => Attempt::Done {
                 status: 200,
                 usage: tr.usage(),
@@ -729,7 +730,7 @@ async fn relay_gemini_count(
     };
     let out = serde_json::to_vec(&serde_json::json!({ "input_tokens": count.total_tokens.max(1) }))
         .expect("json");
-    match write_json(session, "application/json", out).await {
+    match respond::json(session, 200, out).await {
         Ok(()) => Attempt::Done {
             status: 200,
             usage: Usage::default(),
@@ -744,27 +745,14 @@ async fn write_stream_header(
     session: &mut Session,
     content_type: &str,
 ) -> pingora_error::Result<()> {
-    let mut h = ResponseHeader::build(200, Some(4))?;
+    // Pingora adds `date` and `connection`: room for them up front, so the map never grows.
+    let mut h = ResponseHeader::build(200, Some(6))?;
     h.insert_header(http::header::CONTENT_TYPE, content_type)?;
     h.insert_header(http::header::CACHE_CONTROL, "no-cache")?;
     h.insert_header("x-accel-buffering", "no")?;
     // Pingora's HTTP/1 writer would otherwise close-delimit the body; HTTP/2 strips this header.
     h.insert_header(http::header::TRANSFER_ENCODING, "chunked")?;
     session.write_response_header(Box::new(h), false).await
-}
-
-async fn write_json(
-    session: &mut Session,
-    content_type: &str,
-    body: Vec<u8>,
-) -> pingora_error::Result<()> {
-    let mut h = ResponseHeader::build(200, Some(2))?;
-    h.insert_header(http::header::CONTENT_TYPE, content_type)?;
-    h.insert_header(http::header::CONTENT_LENGTH, body.len())?;
-    session.write_response_header(Box::new(h), false).await?;
-    session
-        .write_response_body(Some(Bytes::from(body)), true)
-        .await
 }
 
 #[cfg(test)]

@@ -40,7 +40,8 @@ async fn write(
     retry_after: Option<u64>,
     drain: bool,
 ) -> pingora_error::Result<()> {
-    let mut header = ResponseHeader::build(status, Some(3))?;
+    // Pingora adds `date` and `connection`: room for them up front, so the map never grows.
+    let mut header = ResponseHeader::build(status, Some(5))?;
     header.insert_header("content-type", "application/json")?;
     header.insert_header("content-length", body.len())?;
     if let Some(seconds) = retry_after {

@@ -47,10 +47,13 @@ pub enum H1Error {
 
 /// A pooled connection to `peer` if one is idle, a new one otherwise.
 pub async fn connect(connector: &TransportConnector, peer: &HttpPeer) -> Result<Stream, H1Error> {
+    if let Some(stream) = connector.reused_stream(peer).await {
+        return Ok(stream);
+    }
     // Boxed: connecting (TCP and TLS handshakes) is an 8 KiB state machine that would otherwise
     // be part of every request's future for the whole life of its stream.
-    match Box::pin(connector.get_stream(peer)).await {
-        Ok((stream, _reused)) => Ok(stream),
+    match Box::pin(connector.new_stream(peer)).await {
+        Ok(stream) => Ok(stream),
         Err(e) if e.etype() == &pingora_error::ErrorType::ConnectTimedout => Err(H1Error::Timeout),
         Err(e) => Err(H1Error::Connect(e.etype().as_str())),
     }

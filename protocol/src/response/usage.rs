@@ -268,6 +268,9 @@ pub fn usage_patch_from<'de, D: serde::Deserializer<'de>>(
 /// The usage patch of a whole JSON response body, reading only its usage object: the rest of
 /// the body is skipped, not built into a tree (this runs on every pass-through answer).
 pub fn usage_patch_of_body(dialect: crate::Dialect, body: &[u8]) -> Option<UsagePatch> {
+    if let Some(usage) = trailing_usage(dialect, body) {
+        return usage_patch_from(dialect, &mut serde_json::Deserializer::from_slice(usage));
+    }
     #[derive(Deserialize)]
     struct UsageOnly<'a> {
         #[serde(borrow, alias = "usageMetadata")]
@@ -277,9 +280,124 @@ pub fn usage_patch_of_body(dialect: crate::Dialect, body: &[u8]) -> Option<Usage
     usage_patch_from(dialect, &mut serde_json::Deserializer::from_str(raw.get()))
 }
 
+/// The root object's usage member found from the end of the body, without reading the rest.
+///
+/// Every provider writes usage after the content, followed at most by scalar members
+/// (`service_tier`, `system_fingerprint`, `modelVersion`, `responseId`). A nested object with a
+/// `usage` key (say, inside a tool's input) would need a second closing bracket after it, and
+/// inside JSON strings a quote is always escaped, so the key cannot be forged by content. When
+/// the shape does not hold, `None`: the caller reads the whole body instead.
+fn trailing_usage(dialect: crate::Dialect, body: &[u8]) -> Option<&[u8]> {
+    use memchr::memmem::FinderRev;
+    use std::sync::LazyLock;
+    static USAGE: LazyLock<FinderRev<'static>> = LazyLock::new(|| FinderRev::new(b"\"usage\""));
+    static GEMINI: LazyLock<FinderRev<'static>> =
+        LazyLock::new(|| FinderRev::new(b"\"usageMetadata\""));
+    let finder = match dialect {
+        crate::Dialect::Gemini => &*GEMINI,
+        _ => &*USAGE,
+    };
+    let key = finder.rfind(body)?;
+    let rest = skip_ws(&body[key + finder.needle().len()..]);
+    let value = skip_ws(rest.strip_prefix(b":")?);
+    if value.first() != Some(&b'{') {
+        return None;
+    }
+    let mut de = serde_json::Deserializer::from_slice(value);
+    let raw = <&serde_json::value::RawValue>::deserialize(&mut de)
+        .ok()?
+        .get();
+    // The raw text borrows from `value` and starts at its first byte.
+    let end = raw.len();
+    only_scalar_members_then_end(&value[end..]).then_some(&value[..end])
+}
+
+fn skip_ws(b: &[u8]) -> &[u8] {
+    let n = b.iter().take_while(|c| c.is_ascii_whitespace()).count();
+    &b[n..]
+}
+
+/// Whether `tail` is `(,"key":scalar)*}` and nothing else but whitespace.
+fn only_scalar_members_then_end(mut tail: &[u8]) -> bool {
+    loop {
+        tail = skip_ws(tail);
+        match tail.split_first() {
+            Some((b'}', after)) => return skip_ws(after).is_empty(),
+            Some((b',', after)) => {
+                let Some(after_key) = skip_string(skip_ws(after)) else {
+                    return false;
+                };
+                let Some(value) = skip_ws(after_key).strip_prefix(b":") else {
+                    return false;
+                };
+                let value = skip_ws(value);
+                tail = match value.first() {
+                    Some(b'"') => match skip_string(value) {
+                        Some(after) => after,
+                        None => return false,
+                    },
+                    _ => {
+                        let n = value
+                            .iter()
+                            .take_while(|c| c.is_ascii_alphanumeric() || b"+-.".contains(c))
+                            .count();
+                        if n == 0 {
+                            return false; // an object or an array
+                        }
+                        &value[n..]
+                    }
+                };
+            }
+            _ => return false,
+        }
+    }
+}
+
+/// The bytes after the JSON string `s` starts with.
+fn skip_string(s: &[u8]) -> Option<&[u8]> {
+    let mut i = 1;
+    if s.first() != Some(&b'"') {
+        return None;
+    }
+    loop {
+        i += memchr::memchr2(b'"', b'\\', &s[i..])?;
+        if s[i] == b'"' {
+            return Some(&s[i + 1..]);
+        }
+        i += 2; // an escape: skip the escaped byte
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn usage_is_found_from_the_end_only_at_the_root() {
+        let openai = br#"{"choices":[{"message":{"content":"say \"usage\": {}"}}],"usage": {"prompt_tokens":3,"completion_tokens":1} , "service_tier":"default","system_fingerprint":"fp_\"x","n":-1.5e3,"ok":true,"z":null}"#;
+        assert_eq!(
+            trailing_usage(crate::Dialect::OpenAi, openai),
+            Some(&br#"{"prompt_tokens":3,"completion_tokens":1}"#[..])
+        );
+        // A `usage` key inside a tool input, with the root's usage before the content: the
+        // nested one is not taken for the root's (two closers follow it), so the slow path runs.
+        let nested = br#"{"usage":{"input_tokens":5,"output_tokens":2},"content":[{"type":"tool_use","input":{"usage":{"input_tokens":99}}}]}"#;
+        assert_eq!(trailing_usage(crate::Dialect::Anthropic, nested), None);
+        let mut u = Usage::default();
+        usage_patch_of_body(crate::Dialect::Anthropic, nested)
+            .unwrap()
+            .apply(&mut u);
+        assert_eq!((u.input, u.output), (5, 2));
+        // A trailing object member, or a string value `"usage"`, also sends it to the slow path.
+        let trailing_object = br#"{"usage":{"prompt_tokens":1},"extra":{"a":1}}"#;
+        assert_eq!(
+            trailing_usage(crate::Dialect::OpenAi, trailing_object),
+            None
+        );
+        let value = br#"{"usage":{"prompt_tokens":1},"note":"usage"}"#;
+        assert_eq!(trailing_usage(crate::Dialect::OpenAi, value), None);
+        assert!(usage_patch_of_body(crate::Dialect::OpenAi, value).is_some());
+    }
 
     #[test]
     fn usage_of_a_whole_body_without_building_it() {
