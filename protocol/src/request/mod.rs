@@ -770,6 +770,17 @@ pub(crate) fn args_object(args_json: &str) -> Value {
     }
 }
 
+/// An object of values already built, moved in: `json!` would serialize each value into a fresh
+/// copy, which for message contents means copying the conversation once more.
+pub(crate) fn obj<const N: usize>(entries: [(&str, Value); N]) -> Value {
+    Value::Object(
+        entries
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect(),
+    )
+}
+
 /// A JSON value as the raw JSON string of tool arguments.
 pub(crate) fn args_string(v: Option<&Value>) -> String {
     match v {
