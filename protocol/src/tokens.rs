@@ -327,7 +327,7 @@ pub fn gemini_count_tokens_body(
         caps: &caps,
         origin: "",
     };
-    let (value, _) = write_request(&req, &target)?;
+    let (value, _) = write_request(req, &target)?;
     let Value::Object(mut g) = value else {
         unreachable!("writers return objects")
     };
@@ -361,7 +361,7 @@ pub fn anthropic_count_tokens_body(
         caps: &caps,
         origin: "",
     };
-    let (value, _) = write_request(&req, &target)?;
+    let (value, _) = write_request(req, &target)?;
     let Value::Object(mut a) = value else {
         unreachable!("writers return objects")
     };

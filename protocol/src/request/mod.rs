@@ -90,22 +90,26 @@ pub fn translate_request(
     target: &Target,
 ) -> Result<Translated, ApiError> {
     let req = parse_request(client, body)?;
-    let (value, out) = write_request(&req, target)?;
-    let include_usage = client == Dialect::OpenAi && req.stream && req.stream_usage;
+    let stream = req.stream;
+    let include_usage = client == Dialect::OpenAi && stream && req.stream_usage;
+    let (value, out) = write_request(req, target)?;
     let ctx = ResponseContext {
         client,
         upstream: target.dialect,
         model: public_model.to_string(),
-        client_stream: req.stream,
-        upstream_stream: req.stream,
+        client_stream: stream,
+        upstream_stream: stream,
         include_usage,
         tool_names: out.tool_names,
         json_tool: out.json_tool,
         origin: target.origin.to_string(),
     };
+    // The upstream body is about as long as the client's: reserve that much up front.
+    let mut upstream_body = Vec::with_capacity(body.len() + body.len() / 4);
+    serde_json::to_writer(&mut upstream_body, &value).expect("serializing a Value cannot fail");
     Ok(Translated {
-        body: serde_json::to_vec(&value).expect("serializing a Value cannot fail"),
-        upstream_stream: req.stream,
+        body: upstream_body,
+        upstream_stream: stream,
         ctx,
     })
 }
@@ -137,9 +141,9 @@ pub struct WriteOut {
 }
 
 /// Write an IR request as a body for `target` (a JSON value; Gemini bodies carry no model).
-pub fn write_request(req: &Request, target: &Target) -> Result<(Value, WriteOut), ApiError> {
-    check_unmappable(req, target.dialect)?;
-    let mut req = req.clone();
+/// Takes the request because fitting it to the target (tool renames, tool ids) edits it.
+pub fn write_request(mut req: Request, target: &Target) -> Result<(Value, WriteOut), ApiError> {
+    check_unmappable(&req, target.dialect)?;
     let mut out = WriteOut::default();
     let names = NameRules::for_dialect(target.dialect);
     out.tool_names = rename_tools(&mut req, &names);
@@ -764,6 +768,17 @@ pub(crate) fn args_object(args_json: &str) -> Value {
         Ok(v @ Value::Object(_)) => v,
         _ => serde_json::json!({ "_raw": args_json }),
     }
+}
+
+/// An object of values already built, moved in: `json!` would serialize each value into a fresh
+/// copy, which for message contents means copying the conversation once more.
+pub(crate) fn obj<const N: usize>(entries: [(&str, Value); N]) -> Value {
+    Value::Object(
+        entries
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect(),
+    )
 }
 
 /// A JSON value as the raw JSON string of tool arguments.

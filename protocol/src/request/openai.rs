@@ -1,11 +1,13 @@
 //! OpenAI Chat Completions requests (and OpenAI-compatible vendors, shaped by [`Capabilities`]).
 
+use std::borrow::Cow;
+
 use serde_json::{json, Map, Value};
 
 use super::{
-    args_string, as_obj, budget_effort, data_url, get, idx, json_instruction, opt_arr, opt_bool,
-    opt_f64, opt_i64, opt_obj, opt_str, opt_u64, parse_data_url, str_list, sub, unsupported,
-    unsupported_block, wrong_type, Obj, Target, WriteOut,
+    args_string, as_obj, budget_effort, data_url, get, idx, json_instruction, obj, opt_arr,
+    opt_bool, opt_f64, opt_i64, opt_obj, opt_str, opt_u64, parse_data_url, str_list, sub,
+    unsupported, unsupported_block, wrong_type, Obj, Target, WriteOut,
 };
 use crate::caps::Capabilities;
 use crate::ir::{
@@ -577,7 +579,7 @@ pub(super) fn write(req: &Request, t: &Target, _out: &mut WriteOut) -> Result<Ob
     body.insert("model".into(), json!(t.model));
 
     // Tools and tool choice.
-    let mut tools = req.tools.clone();
+    let mut tools: Vec<&Tool> = req.tools.iter().collect();
     let mut choice = req.tool_choice.clone();
     if let Some(ToolChoice::Allowed { required, names }) = &choice {
         if !same {
@@ -649,24 +651,34 @@ pub(super) fn write(req: &Request, t: &Target, _out: &mut WriteOut) -> Result<Ob
 
     // Messages.
     let mut msgs: Vec<Value> = Vec::new();
-    let mut system = req.system.clone();
-    if let Some(h) = json_hint {
-        system.push(Block::text(h));
-    }
+    let system: Cow<'_, [Block]> = match json_hint {
+        Some(h) => [req.system.as_slice(), &[Block::text(h)]].concat().into(),
+        None => Cow::Borrowed(&req.system),
+    };
     if !system.is_empty() {
         let role = if req.developer_role && caps.developer_role {
             "developer"
         } else {
             "system"
         };
-        msgs.push(json!({"role": role, "content": text_content(&system, cache, "\n\n")}));
+        msgs.push(obj([
+            ("role", json!(role)),
+            ("content", text_content(&system, cache, "\n\n")),
+        ]));
     }
     for (i, m) in req.messages.iter().enumerate() {
         match m.role {
-            Role::System => msgs.push(json!({
-                "role": if req.developer_role && caps.developer_role { "developer" } else { "system" },
-                "content": text_content(&m.blocks, cache, "\n\n"),
-            })),
+            Role::System => msgs.push(obj([
+                (
+                    "role",
+                    json!(if req.developer_role && caps.developer_role {
+                        "developer"
+                    } else {
+                        "system"
+                    }),
+                ),
+                ("content", text_content(&m.blocks, cache, "\n\n")),
+            ])),
             Role::User => write_user(&mut msgs, i, m, t, cache)?,
             Role::Assistant => msgs.push(write_assistant(m, t, caps, same)),
         }
@@ -791,7 +803,7 @@ fn text_content(blocks: &[Block], cache: bool, sep: &str) -> Value {
     {
         Value::Array(texts.iter().map(|b| text_part(b, cache)).collect())
     } else {
-        json!(crate::ir::join_text(blocks, sep))
+        Value::String(crate::ir::join_text(blocks, sep))
     }
 }
 
@@ -853,7 +865,11 @@ fn write_user(
             (true, Some(c)) => json!([{"type": "text", "text": text, "cache_control": c}]),
             _ => json!(text),
         };
-        msgs.push(json!({"role": "tool", "tool_call_id": call_id, "content": content}));
+        msgs.push(obj([
+            ("role", json!("tool")),
+            ("tool_call_id", json!(call_id)),
+            ("content", content),
+        ]));
     }
     let plain = |b: &Block| matches!(b, Block::Text { cache_control, .. } if !cache || cache_control.is_none());
     if parts.is_empty() && rest.len() == 1 && plain(rest[0]) {
@@ -867,7 +883,10 @@ fn write_user(
         }
     }
     if !parts.is_empty() {
-        msgs.push(json!({"role": "user", "content": parts}));
+        msgs.push(obj([
+            ("role", json!("user")),
+            ("content", Value::Array(parts)),
+        ]));
     } else if m.blocks.is_empty() || (n_result_parts == 0 && !rest.is_empty()) {
         msgs.push(json!({"role": "user", "content": ""}));
     }
@@ -1037,10 +1056,13 @@ fn write_assistant(m: &Msg, t: &Target, caps: &Capabilities, same: bool) -> Valu
             },
         );
     } else {
-        o.insert("content".into(), json!(text.join("\n\n")));
+        o.insert("content".into(), Value::String(text.join("\n\n")));
     }
     if caps.reasoning_echo || (same && !reasoning.is_empty()) {
-        o.insert("reasoning_content".into(), json!(reasoning.join("\n\n")));
+        o.insert(
+            "reasoning_content".into(),
+            Value::String(reasoning.join("\n\n")),
+        );
     }
     // Reasoning artifacts this very upstream minted (an OpenRouter-style proxy): hand them back.
     let own = |origin: &str| !t.origin.is_empty() && origin == t.origin;

@@ -3,8 +3,8 @@
 //!
 //! Normalized: `input` excludes cache reads and writes, `output` includes reasoning.
 
-use serde::Deserialize;
-use serde_json::{json, Value};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
 use crate::Usage;
 
@@ -194,47 +194,92 @@ impl GeminiUsage {
     }
 }
 
+// The usage objects written to clients. Fields are in alphabetical order, here and in every
+// rendered body of `response::message`: the byte order clients have always received (bodies were
+// once built as `serde_json::Value`s, whose maps are sorted).
+
 /// OpenAI `usage` object.
-pub fn to_openai(u: &Usage) -> Value {
-    let prompt = u.prompt_total();
-    let mut details = json!({ "cached_tokens": u.cache_read });
-    if u.cache_write > 0 {
-        details["cache_write_tokens"] = json!(u.cache_write);
-    }
-    json!({
-        "prompt_tokens": prompt,
-        "completion_tokens": u.output,
-        "total_tokens": prompt + u.output,
-        "prompt_tokens_details": details,
-        "completion_tokens_details": { "reasoning_tokens": u.reasoning },
-    })
+#[derive(Debug, Serialize)]
+pub struct OpenAiUsageOut {
+    pub completion_tokens: u64,
+    pub completion_tokens_details: OpenAiCompletionDetailsOut,
+    pub prompt_tokens: u64,
+    pub prompt_tokens_details: OpenAiPromptDetailsOut,
+    pub total_tokens: u64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct OpenAiPromptDetailsOut {
+    /// Only when there were cache writes (an OpenAI-compatible extension).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cache_write_tokens: Option<u64>,
+    pub cached_tokens: u64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct OpenAiCompletionDetailsOut {
+    pub reasoning_tokens: u64,
 }
 
 /// Anthropic `usage` object: every field present (Claude Code reads the cache fields).
-pub fn to_anthropic(u: &Usage) -> Value {
-    json!({
-        "input_tokens": u.input,
-        "cache_creation_input_tokens": u.cache_write,
-        "cache_read_input_tokens": u.cache_read,
-        "output_tokens": u.output,
-    })
+#[derive(Debug, Serialize)]
+pub struct AnthropicUsageOut {
+    pub cache_creation_input_tokens: u64,
+    pub cache_read_input_tokens: u64,
+    pub input_tokens: u64,
+    pub output_tokens: u64,
+}
+
+/// Gemini `usageMetadata`: the cache and thought counts only when non-zero.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GeminiUsageOut {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cached_content_token_count: Option<u64>,
+    pub candidates_token_count: u64,
+    pub prompt_token_count: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub thoughts_token_count: Option<u64>,
+    pub total_token_count: u64,
+}
+
+/// OpenAI `usage` object.
+pub fn to_openai(u: &Usage) -> OpenAiUsageOut {
+    let prompt = u.prompt_total();
+    OpenAiUsageOut {
+        completion_tokens: u.output,
+        completion_tokens_details: OpenAiCompletionDetailsOut {
+            reasoning_tokens: u.reasoning,
+        },
+        prompt_tokens: prompt,
+        prompt_tokens_details: OpenAiPromptDetailsOut {
+            cache_write_tokens: (u.cache_write > 0).then_some(u.cache_write),
+            cached_tokens: u.cache_read,
+        },
+        total_tokens: prompt + u.output,
+    }
+}
+
+/// Anthropic `usage` object.
+pub fn to_anthropic(u: &Usage) -> AnthropicUsageOut {
+    AnthropicUsageOut {
+        cache_creation_input_tokens: u.cache_write,
+        cache_read_input_tokens: u.cache_read,
+        input_tokens: u.input,
+        output_tokens: u.output,
+    }
 }
 
 /// Gemini `usageMetadata`.
-pub fn to_gemini(u: &Usage) -> Value {
+pub fn to_gemini(u: &Usage) -> GeminiUsageOut {
     let prompt = u.prompt_total();
-    let mut v = json!({
-        "promptTokenCount": prompt,
-        "candidatesTokenCount": u.output.saturating_sub(u.reasoning),
-        "totalTokenCount": prompt + u.output,
-    });
-    if u.cache_read > 0 {
-        v["cachedContentTokenCount"] = json!(u.cache_read);
+    GeminiUsageOut {
+        cached_content_token_count: (u.cache_read > 0).then_some(u.cache_read),
+        candidates_token_count: u.output.saturating_sub(u.reasoning),
+        prompt_token_count: prompt,
+        thoughts_token_count: (u.reasoning > 0).then_some(u.reasoning),
+        total_token_count: prompt + u.output,
     }
-    if u.reasoning > 0 {
-        v["thoughtsTokenCount"] = json!(u.reasoning);
-    }
-    v
 }
 
 /// The normalized usage of a whole (non-stream) body or of one stream chunk in `dialect`, if it
@@ -371,6 +416,12 @@ fn skip_string(s: &[u8]) -> Option<&[u8]> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
+
+    /// A usage object as its clients see it.
+    fn wire(u: impl Serialize) -> Value {
+        serde_json::to_value(u).unwrap()
+    }
 
     #[test]
     fn usage_is_found_from_the_end_only_at_the_root() {
@@ -436,13 +487,13 @@ mod tests {
                 output: 40
             }
         );
-        let back = to_openai(&u);
+        let back = wire(to_openai(&u));
         assert_eq!(back["prompt_tokens"], 90);
         assert_eq!(back["completion_tokens"], 40);
         assert_eq!(back["total_tokens"], 130);
         assert_eq!(back["prompt_tokens_details"]["cached_tokens"], 64);
         assert_eq!(back["completion_tokens_details"]["reasoning_tokens"], 10);
-        let a = to_anthropic(&u);
+        let a = wire(to_anthropic(&u));
         assert_eq!(a["input_tokens"], 26);
         assert_eq!(a["cache_read_input_tokens"], 64);
         assert_eq!(a["cache_creation_input_tokens"], 0);
@@ -472,7 +523,7 @@ mod tests {
             .patch()
             .apply(&mut u);
         assert_eq!(u.prompt_total(), 2160);
-        let back = to_openai(&u);
+        let back = wire(to_openai(&u));
         assert_eq!(back["prompt_tokens"], 2160);
         assert_eq!(back["prompt_tokens_details"]["cached_tokens"], 2048);
         assert_eq!(back["prompt_tokens_details"]["cache_write_tokens"], 100);
@@ -494,11 +545,11 @@ mod tests {
                 output: 50
             }
         );
-        assert_eq!(to_openai(&u)["prompt_tokens"], 105);
-        assert_eq!(to_openai(&u)["completion_tokens"], 50);
-        assert_eq!(to_openai(&u)["total_tokens"], 155);
-        assert_eq!(to_anthropic(&u)["input_tokens"], 65);
-        let g = to_gemini(&u);
+        assert_eq!(wire(to_openai(&u))["prompt_tokens"], 105);
+        assert_eq!(wire(to_openai(&u))["completion_tokens"], 50);
+        assert_eq!(wire(to_openai(&u))["total_tokens"], 155);
+        assert_eq!(wire(to_anthropic(&u))["input_tokens"], 65);
+        let g = wire(to_gemini(&u));
         assert_eq!(g["candidatesTokenCount"], 20);
         assert_eq!(g["thoughtsTokenCount"], 30);
     }

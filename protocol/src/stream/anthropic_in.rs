@@ -33,7 +33,7 @@ struct Event<'a> {
 
 #[derive(Deserialize)]
 struct MessageHead<'a> {
-    #[serde(borrow, default)]
+    #[serde(borrow, default, deserialize_with = "super::opt_borrowed")]
     id: Option<Cow<'a, str>>,
     #[serde(default)]
     usage: Option<AnthropicUsage>,
@@ -43,17 +43,17 @@ struct MessageHead<'a> {
 struct Block<'a> {
     #[serde(borrow, rename = "type", default)]
     kind: Cow<'a, str>,
-    #[serde(borrow, default)]
+    #[serde(borrow, default, deserialize_with = "super::opt_borrowed")]
     text: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
+    #[serde(borrow, default, deserialize_with = "super::opt_borrowed")]
     thinking: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
+    #[serde(borrow, default, deserialize_with = "super::opt_borrowed")]
     signature: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
+    #[serde(borrow, default, deserialize_with = "super::opt_borrowed")]
     data: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
+    #[serde(borrow, default, deserialize_with = "super::opt_borrowed")]
     id: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
+    #[serde(borrow, default, deserialize_with = "super::opt_borrowed")]
     name: Option<Cow<'a, str>>,
     #[serde(default)]
     input: Option<Value>,
@@ -61,19 +61,24 @@ struct Block<'a> {
 
 #[derive(Deserialize)]
 struct Delta<'a> {
-    #[serde(borrow, rename = "type", default)]
+    #[serde(
+        borrow,
+        rename = "type",
+        default,
+        deserialize_with = "super::opt_borrowed"
+    )]
     kind: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
+    #[serde(borrow, default, deserialize_with = "super::opt_borrowed")]
     text: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
+    #[serde(borrow, default, deserialize_with = "super::opt_borrowed")]
     thinking: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
+    #[serde(borrow, default, deserialize_with = "super::opt_borrowed")]
     signature: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
+    #[serde(borrow, default, deserialize_with = "super::opt_borrowed")]
     partial_json: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
+    #[serde(borrow, default, deserialize_with = "super::opt_borrowed")]
     stop_reason: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
+    #[serde(borrow, default, deserialize_with = "super::opt_borrowed")]
     stop_sequence: Option<Cow<'a, str>>,
 }
 
@@ -265,30 +270,30 @@ impl Decoder for AnthropicIn {
         end_at_eof(&mut self.done, self.stopped, sink, out);
     }
 
-    fn json(
-        &mut self,
-        body: &[u8],
-        sink: &mut dyn Sink,
-        out: &mut Vec<u8>,
-    ) -> Result<(), ApiError> {
+    fn json(&mut self, body: &str, sink: &mut dyn Sink, out: &mut Vec<u8>) -> Result<(), ApiError> {
         #[derive(Deserialize)]
         struct Body<'a> {
-            #[serde(borrow, rename = "type", default)]
+            #[serde(
+                borrow,
+                rename = "type",
+                default,
+                deserialize_with = "super::opt_borrowed"
+            )]
             kind: Option<Cow<'a, str>>,
-            #[serde(borrow, default)]
+            #[serde(borrow, default, deserialize_with = "super::opt_borrowed")]
             id: Option<Cow<'a, str>>,
             #[serde(borrow, default)]
             content: Option<Vec<Block<'a>>>,
-            #[serde(borrow, default)]
+            #[serde(borrow, default, deserialize_with = "super::opt_borrowed")]
             stop_reason: Option<Cow<'a, str>>,
-            #[serde(borrow, default)]
+            #[serde(borrow, default, deserialize_with = "super::opt_borrowed")]
             stop_sequence: Option<Cow<'a, str>>,
             #[serde(default)]
             usage: Option<AnthropicUsage>,
             #[serde(default)]
             error: Option<Value>,
         }
-        let b: Body<'_> = serde_json::from_slice(body).map_err(|e| invalid_body(&e))?;
+        let b: Body<'_> = serde_json::from_str(body).map_err(|e| invalid_body(&e))?;
         if let Some(err) = b.error.as_ref().filter(|e| !e.is_null()) {
             return Err(from_error_value(Dialect::Anthropic, err));
         }

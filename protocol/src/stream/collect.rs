@@ -97,7 +97,7 @@ impl Encoder for Collect {
             unsigned: &st.unsigned_sig,
             format: st.format,
         };
-        out.extend_from_slice(&self.msg.render(st.client, &rc));
+        self.msg.render(st.client, &rc, out);
         Ok(())
     }
 }

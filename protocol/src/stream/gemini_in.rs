@@ -22,7 +22,7 @@ struct Chunk<'a> {
     prompt_feedback: Option<PromptFeedback<'a>>,
     #[serde(default)]
     usage_metadata: Option<GeminiUsage>,
-    #[serde(borrow, default)]
+    #[serde(borrow, default, deserialize_with = "super::opt_borrowed")]
     response_id: Option<Cow<'a, str>>,
     #[serde(default)]
     error: Option<Value>,
@@ -33,7 +33,7 @@ struct Chunk<'a> {
 struct Candidate<'a> {
     #[serde(borrow, default)]
     content: Option<Content<'a>>,
-    #[serde(borrow, default)]
+    #[serde(borrow, default, deserialize_with = "super::opt_borrowed")]
     finish_reason: Option<Cow<'a, str>>,
 }
 
@@ -46,11 +46,11 @@ struct Content<'a> {
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct Part<'a> {
-    #[serde(borrow, default)]
+    #[serde(borrow, default, deserialize_with = "super::opt_borrowed")]
     text: Option<Cow<'a, str>>,
     #[serde(default)]
     thought: Option<bool>,
-    #[serde(borrow, default)]
+    #[serde(borrow, default, deserialize_with = "super::opt_borrowed")]
     thought_signature: Option<Cow<'a, str>>,
     #[serde(borrow, default)]
     function_call: Option<FunctionCall<'a>>,
@@ -62,7 +62,7 @@ struct Part<'a> {
 
 #[derive(Deserialize)]
 struct FunctionCall<'a> {
-    #[serde(borrow, default)]
+    #[serde(borrow, default, deserialize_with = "super::opt_borrowed")]
     id: Option<Cow<'a, str>>,
     #[serde(borrow, default)]
     name: Cow<'a, str>,
@@ -73,9 +73,9 @@ struct FunctionCall<'a> {
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct PromptFeedback<'a> {
-    #[serde(borrow, default)]
+    #[serde(borrow, default, deserialize_with = "super::opt_borrowed")]
     block_reason: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
+    #[serde(borrow, default, deserialize_with = "super::opt_borrowed")]
     block_reason_message: Option<Cow<'a, str>>,
 }
 
@@ -218,16 +218,11 @@ impl Decoder for GeminiIn {
         end_at_eof(&mut self.done, self.finished, sink, out);
     }
 
-    fn json(
-        &mut self,
-        body: &[u8],
-        sink: &mut dyn Sink,
-        out: &mut Vec<u8>,
-    ) -> Result<(), ApiError> {
+    fn json(&mut self, body: &str, sink: &mut dyn Sink, out: &mut Vec<u8>) -> Result<(), ApiError> {
         // A `generateContent` body, or a whole non-SSE stream (a JSON array of chunks).
-        let chunks: Vec<Chunk<'_>> = match serde_json::from_slice::<Chunk<'_>>(body) {
+        let chunks: Vec<Chunk<'_>> = match serde_json::from_str::<Chunk<'_>>(body) {
             Ok(c) => vec![c],
-            Err(_) => serde_json::from_slice(body).map_err(|e| invalid_body(&e))?,
+            Err(_) => serde_json::from_str(body).map_err(|e| invalid_body(&e))?,
         };
         if let Some(err) = chunks
             .iter()

@@ -5,7 +5,7 @@ use serde_json::{json, Value};
 
 use super::{Encoder, Ev, State};
 use crate::response::finish::Finish;
-use crate::response::message::args_object;
+use crate::response::message::ArgsObject;
 use crate::response::usage;
 use crate::sse;
 use crate::Dialect;
@@ -18,12 +18,18 @@ pub(crate) struct GeminiOut {
 }
 
 impl GeminiOut {
-    fn emit(&self, st: &State, out: &mut Vec<u8>, parts: Value, extra: Option<(Finish, Value)>) {
+    fn emit(
+        &self,
+        st: &State,
+        out: &mut Vec<u8>,
+        parts: Value,
+        extra: Option<(Finish, usage::GeminiUsageOut)>,
+    ) {
         let mut cand = json!({"content": {"role": "model", "parts": parts}, "index": 0});
         let mut v = json!({"candidates": [], "modelVersion": st.model, "responseId": st.id});
         if let Some((finish, usage)) = extra {
             cand["finishReason"] = json!(finish.gemini());
-            v["usageMetadata"] = usage;
+            v["usageMetadata"] = json!(usage);
         }
         v["candidates"] = json!([cand]);
         sse::write_data(
@@ -35,7 +41,7 @@ impl GeminiOut {
     fn flush_tool(&mut self, st: &State, out: &mut Vec<u8>) {
         if let Some((id, name, args)) = self.tool.take() {
             let part =
-                json!({"functionCall": {"id": id, "name": name, "args": args_object(&args)}});
+                json!({"functionCall": {"id": id, "name": name, "args": ArgsObject::new(&args)}});
             self.emit(st, out, json!([part]), None);
         }
     }

@@ -770,6 +770,43 @@ fn json_to_json_openai_to_anthropic() {
     );
 }
 
+/// Tool arguments as a string, an object (some vendors), null and invalid text: Anthropic
+/// `input` is always an object, and valid argument text is passed on as written.
+#[test]
+fn json_to_json_openai_tool_arguments_to_anthropic_input() {
+    let body = br#"{"id":"chatcmpl-6","choices":[{"index":0,"message":{"role":"assistant","content":null,
+        "tool_calls":[
+            {"id":"c1","type":"function","function":{"name":"f","arguments":"{\"b\": 1, \"a\": [2]}"}},
+            {"id":"c2","type":"function","function":{"name":"f","arguments":{"city":"Paris"}}},
+            {"id":"c3","type":"function","function":{"name":"f","arguments":null}},
+            {"id":"c4","type":"function","function":{"name":"f","arguments":"{bad"}}]},
+        "finish_reason":"tool_calls"}]}"#;
+    let (out, r, _) = run(
+        ctx(Dialect::Anthropic, Dialect::OpenAi, false, false),
+        &[body],
+    );
+    r.unwrap();
+    let text = String::from_utf8(out).unwrap();
+    assert!(text.contains(r#""input":{"b": 1, "a": [2]}"#), "{text}");
+    let v: Value = serde_json::from_str(&text).unwrap();
+    let inputs: Vec<&Value> = v["content"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| &b["input"])
+        .collect();
+    assert_eq!(
+        inputs,
+        [
+            &json!({"a": [2], "b": 1}),
+            &json!({"city": "Paris"}),
+            &json!({}),
+            &json!({"_raw": "{bad"})
+        ]
+    );
+    assert_eq!(v["stop_reason"], "tool_use");
+}
+
 #[test]
 fn json_to_json_anthropic_to_openai_with_stop_sequence_and_redacted() {
     let body = br#"{"id":"msg_8","type":"message","role":"assistant","model":"claude","content":[

@@ -22,7 +22,10 @@ mod pitfalls;
 #[cfg(test)]
 mod props;
 
+use std::borrow::Cow;
 use std::collections::HashMap;
+
+use serde::{Deserialize, Deserializer};
 
 use crate::response::finish::Finish;
 use crate::response::ids;
@@ -81,6 +84,17 @@ pub(crate) trait Sink {
     fn ev(&mut self, ev: Ev<'_>, out: &mut Vec<u8>);
 }
 
+/// For the `Option<Cow<str>>` fields of upstream events: borrows the string from the input when
+/// it has no escapes. (`#[serde(borrow)]` alone borrows only a bare `Cow<str>`; inside an `Option`
+/// every id, finish reason and text delta would be copied.)
+pub(crate) fn opt_borrowed<'de, D: Deserializer<'de>>(
+    d: D,
+) -> Result<Option<Cow<'de, str>>, D::Error> {
+    #[derive(Deserialize)]
+    struct Borrowed<'a>(#[serde(borrow)] Cow<'a, str>);
+    Ok(Option::<Borrowed<'de>>::deserialize(d)?.map(|b| b.0))
+}
+
 /// Reads one upstream dialect.
 pub(crate) trait Decoder {
     /// One SSE event (`name` is `""` when the event had no `event:` line).
@@ -88,8 +102,7 @@ pub(crate) trait Decoder {
     /// The upstream body ended: emit `End`, or `Error` when it ended before finishing.
     fn eof(&mut self, sink: &mut dyn Sink, out: &mut Vec<u8>);
     /// A whole non-stream body: emit the complete event sequence, or fail without emitting.
-    fn json(&mut self, body: &[u8], sink: &mut dyn Sink, out: &mut Vec<u8>)
-        -> Result<(), ApiError>;
+    fn json(&mut self, body: &str, sink: &mut dyn Sink, out: &mut Vec<u8>) -> Result<(), ApiError>;
 }
 
 /// What every encoder may read.
@@ -448,7 +461,9 @@ impl<D: Decoder + Send, E: Encoder + Send> ResponseTranslator for Pipeline<D, E>
             self.dec.eof(&mut self.sh, out);
         } else {
             let body = std::mem::take(&mut self.body);
-            self.dec.json(&body, &mut self.sh, out)?;
+            // Validated once here, so the parser need not check every string it borrows.
+            let body = std::str::from_utf8(&body).map_err(|e| openai_in::invalid_body(&e))?;
+            self.dec.json(body, &mut self.sh, out)?;
         }
         if !self.sh.done {
             self.sh.ev(Ev::Error(ended_early()), out);

@@ -3,6 +3,7 @@
 use std::borrow::Cow;
 
 use serde::Deserialize;
+use serde_json::value::RawValue;
 use serde_json::Value;
 
 use super::{end_at_eof, Decoder, Ev, Sink};
@@ -13,7 +14,7 @@ use crate::{ApiError, Dialect, ErrorKind};
 
 #[derive(Deserialize)]
 struct Chunk<'a> {
-    #[serde(borrow, default)]
+    #[serde(borrow, default, deserialize_with = "super::opt_borrowed")]
     id: Option<Cow<'a, str>>,
     #[serde(default)]
     created: Option<u64>,
@@ -31,21 +32,21 @@ struct Choice<'a> {
     index: Option<u64>,
     #[serde(borrow, default, alias = "message")]
     delta: Option<Delta<'a>>,
-    #[serde(borrow, default)]
+    #[serde(borrow, default, deserialize_with = "super::opt_borrowed")]
     finish_reason: Option<Cow<'a, str>>,
 }
 
 #[derive(Deserialize)]
 struct Delta<'a> {
-    #[serde(borrow, default)]
+    #[serde(borrow, default, deserialize_with = "super::opt_borrowed")]
     content: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
+    #[serde(borrow, default, deserialize_with = "super::opt_borrowed")]
     reasoning_content: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
+    #[serde(borrow, default, deserialize_with = "super::opt_borrowed")]
     reasoning: Option<Cow<'a, str>>,
     #[serde(borrow, default)]
     reasoning_details: Option<Vec<ReasoningDetail<'a>>>,
-    #[serde(borrow, default)]
+    #[serde(borrow, default, deserialize_with = "super::opt_borrowed")]
     refusal: Option<Cow<'a, str>>,
     #[serde(borrow, default)]
     tool_calls: Option<Vec<ToolCallDelta<'a>>>,
@@ -53,17 +54,22 @@ struct Delta<'a> {
 
 #[derive(Deserialize)]
 struct ReasoningDetail<'a> {
-    #[serde(borrow, default, rename = "type")]
+    #[serde(
+        borrow,
+        default,
+        rename = "type",
+        deserialize_with = "super::opt_borrowed"
+    )]
     kind: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
+    #[serde(borrow, default, deserialize_with = "super::opt_borrowed")]
     text: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
+    #[serde(borrow, default, deserialize_with = "super::opt_borrowed")]
     summary: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
+    #[serde(borrow, default, deserialize_with = "super::opt_borrowed")]
     signature: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
+    #[serde(borrow, default, deserialize_with = "super::opt_borrowed")]
     data: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
+    #[serde(borrow, default, deserialize_with = "super::opt_borrowed")]
     format: Option<Cow<'a, str>>,
 }
 
@@ -71,7 +77,7 @@ struct ReasoningDetail<'a> {
 struct ToolCallDelta<'a> {
     #[serde(default)]
     index: Option<u64>,
-    #[serde(borrow, default)]
+    #[serde(borrow, default, deserialize_with = "super::opt_borrowed")]
     id: Option<Cow<'a, str>>,
     #[serde(borrow, default)]
     function: Option<FunctionDelta<'a>>,
@@ -79,19 +85,23 @@ struct ToolCallDelta<'a> {
 
 #[derive(Deserialize)]
 struct FunctionDelta<'a> {
-    #[serde(borrow, default)]
+    #[serde(borrow, default, deserialize_with = "super::opt_borrowed")]
     name: Option<Cow<'a, str>>,
-    /// A string normally; some vendors send an object in non-stream bodies.
-    #[serde(default)]
-    arguments: Option<Args<'a>>,
+    /// A string normally; some vendors send an object in non-stream bodies. Read raw and
+    /// decoded by [`args_text`] (an untagged enum would first buffer every value to try each
+    /// shape).
+    #[serde(borrow, default)]
+    arguments: Option<&'a RawValue>,
 }
 
-#[derive(Deserialize)]
-#[serde(untagged)]
-enum Args<'a> {
-    #[serde(borrow)]
-    Text(Cow<'a, str>),
-    Json(Value),
+/// The JSON text of tool arguments: a string's content, or an object as the vendor wrote it.
+fn args_text(raw: &RawValue) -> Cow<'_, str> {
+    let text = raw.get();
+    if text.starts_with('"') {
+        Cow::Owned(serde_json::from_str(text).unwrap_or_default())
+    } else {
+        Cow::Borrowed(text)
+    }
 }
 
 #[derive(Debug, Default)]
@@ -168,11 +178,9 @@ impl OpenAiIn {
                 slot.name = name.to_string();
             }
         }
-        let args: Cow<'_, str> = match func.and_then(|f| f.arguments.as_ref()) {
-            Some(Args::Text(s)) => Cow::Borrowed(s.as_ref()),
-            Some(Args::Json(Value::Null)) | None => Cow::Borrowed(""),
-            Some(Args::Json(v)) => Cow::Owned(v.to_string()),
-        };
+        let args = func
+            .and_then(|f| f.arguments)
+            .map_or(Cow::Borrowed(""), args_text);
         if slot.started {
             sink.ev(
                 Ev::ToolArgs {
@@ -318,13 +326,8 @@ impl Decoder for OpenAiIn {
         end_at_eof(&mut self.done, self.finished, sink, out);
     }
 
-    fn json(
-        &mut self,
-        body: &[u8],
-        sink: &mut dyn Sink,
-        out: &mut Vec<u8>,
-    ) -> Result<(), ApiError> {
-        let c: Chunk<'_> = serde_json::from_slice(body).map_err(|e| invalid_body(&e))?;
+    fn json(&mut self, body: &str, sink: &mut dyn Sink, out: &mut Vec<u8>) -> Result<(), ApiError> {
+        let c: Chunk<'_> = serde_json::from_str(body).map_err(|e| invalid_body(&e))?;
         if let Some(err) = c.error.as_ref().filter(|e| !e.is_null()) {
             return Err(from_error_value(Dialect::OpenAi, err));
         }
