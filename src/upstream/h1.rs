@@ -17,10 +17,10 @@ use pingora_core::protocols::Stream;
 use pingora_core::upstreams::peer::{HttpPeer, Peer};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-/// First size of a connection's read buffer; it grows only for bursts larger than this.
-const READ_BUF: usize = 4 * 1024;
-/// Refill the buffer when less than this is free (a read smaller than that is a wasted syscall).
-const MIN_READ: usize = 1024;
+/// First size of a response's read buffer: an SSE event or a short answer. An idle stream holds
+/// this much, so it is small; reads that fill it double it (up to `MAX_READ`) for large bodies.
+const READ_BUF: usize = 1024;
+const MAX_READ: usize = 64 * 1024;
 /// The largest response head accepted.
 const MAX_HEAD: usize = 64 * 1024;
 /// Most header lines parsed in a response head.
@@ -136,6 +136,8 @@ pub struct Response {
     status: u16,
     framing: Framing,
     keep_alive: bool,
+    /// Room made before each read; doubles each time a read fills it.
+    read_size: usize,
 }
 
 impl Response {
@@ -148,6 +150,7 @@ impl Response {
             status: 0,
             framing: Framing::Done,
             keep_alive: false,
+            read_size: READ_BUF,
         };
         let read_head = async {
             loop {
@@ -297,12 +300,18 @@ impl Response {
 
     /// Reads whatever the socket has into the buffer (waiting for at least one byte).
     async fn fill_now(&mut self) -> io::Result<usize> {
-        if self.buf.capacity() - self.buf.len() < MIN_READ || self.buf.is_empty() {
+        let spare = self.buf.capacity() - self.buf.len();
+        if spare < self.read_size / 2 || self.buf.is_empty() {
             // Back to the buffer's start once the pieces handed out earlier have been dropped
-            // (a no-op while there is room), so a long stream keeps touching the same page.
-            self.buf.reserve(READ_BUF);
+            // (no copy, and a no-op while there is room): a long stream keeps touching one page.
+            self.buf.reserve(self.read_size);
         }
-        self.stream.read_buf(&mut self.buf).await
+        let room = self.buf.capacity() - self.buf.len();
+        let n = self.stream.read_buf(&mut self.buf).await?;
+        if n == room {
+            self.read_size = (self.read_size * 2).min(MAX_READ);
+        }
+        Ok(n)
     }
 
     /// Takes the next body piece already in the buffer.
@@ -459,6 +468,26 @@ mod tests {
         assert_eq!(resp.status(), 200);
         assert_eq!(body(&mut resp).await.unwrap(), b"hello world");
         assert!(resp.done() && resp.keep_alive && resp.buf.is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_large_body_grows_the_reads() {
+        static BIG: std::sync::LazyLock<Vec<u8>> = std::sync::LazyLock::new(|| {
+            let mut v = b"HTTP/1.1 200 OK\r\nContent-Length: 200000\r\n\r\n".to_vec();
+            v.extend((0..200_000).map(|i| b'a' + (i % 26) as u8));
+            v
+        });
+        let (mut resp, _s) = exchange(vec![&BIG[..]]).await;
+        let mut pieces = 0;
+        let mut total = 0;
+        while let Some(piece) = resp.read_body(Duration::from_secs(5)).await.unwrap() {
+            pieces += 1;
+            total += piece.len();
+        }
+        assert_eq!(total, 200_000);
+        // 1 KiB reads would take 196 of them; doubling up to 64 KiB takes a handful.
+        assert!(pieces < 40, "{pieces} reads");
+        assert_eq!(resp.read_size, MAX_READ);
     }
 
     #[tokio::test]
