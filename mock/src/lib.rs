@@ -174,7 +174,7 @@ pub struct MockServer {
 
 /// Bind and spawn the accept loop on the current tokio runtime.
 pub async fn start(listen: &str, config: MockConfig) -> std::io::Result<MockServer> {
-    let listener = tokio::net::TcpListener::bind(listen).await?;
+    let listener = bind(listen).await?;
     let addr = listener.local_addr()?;
     let stats = Arc::new(Stats::default());
     let shared = Arc::new(server::Shared {
@@ -185,6 +185,24 @@ pub async fn start(listen: &str, config: MockConfig) -> std::io::Result<MockServ
     });
     tokio::spawn(server::accept_loop(listener, shared));
     Ok(MockServer { addr, stats })
+}
+
+/// Binds with a deep accept backlog: a load test opening thousands of connections at once
+/// (10,000 streams) overflows tokio's default of 1,024, and the proxies in front see refusals.
+async fn bind(listen: &str) -> std::io::Result<tokio::net::TcpListener> {
+    let mut last = None;
+    for addr in tokio::net::lookup_host(listen).await? {
+        let socket = match addr {
+            SocketAddr::V4(_) => tokio::net::TcpSocket::new_v4()?,
+            SocketAddr::V6(_) => tokio::net::TcpSocket::new_v6()?,
+        };
+        socket.set_reuseaddr(true)?;
+        match socket.bind(addr).and_then(|()| socket.listen(16 * 1024)) {
+            Ok(listener) => return Ok(listener),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| std::io::Error::other(format!("`{listen}` resolved to nothing"))))
 }
 
 /// Standalone: build a multi-thread runtime with `threads` workers, bind,
