@@ -626,11 +626,24 @@ async fn relay(
     // One timer for the whole body, registered the first time the upstream makes us wait.
     let total = sleep_until(deadline);
     tokio::pin!(total);
+    // One idle timer too, re-armed only when it fires before the current wait is `idle` old: a
+    // timer per wait would register and cancel one for every upstream event.
+    let idle_timer = sleep_until(Instant::now() + idle);
+    tokio::pin!(idle_timer);
     loop {
+        let waiting_since = Instant::now();
         let next = tokio::select! {
             biased;
-            r = up.read_body(idle) => r.map_err(|e| transport_error(provider, &e, "mid-response")),
+            r = up.read_body_unbounded() => r.map_err(|e| transport_error(provider, &e, "mid-response")),
             _ = client_gone(session) => return Attempt::ClientGone { usage: tr.usage() },
+            _ = &mut idle_timer => {
+                let due = waiting_since + idle;
+                if Instant::now() < due {
+                    idle_timer.as_mut().reset(due);
+                    continue;
+                }
+                Err(transport_error(provider, &H1Error::Timeout, "mid-response"))
+            }
             _ = &mut total => Err(deadline_error(provider)),
         };
         // Take whatever else has already arrived too, so that one write carries it all (as

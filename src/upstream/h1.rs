@@ -270,6 +270,12 @@ impl Response {
         self.next_piece(Some(idle)).await
     }
 
+    /// The next piece of the body, waiting as long as it takes: for a caller that bounds the
+    /// wait itself (one timer per stream instead of one per wait).
+    pub async fn read_body_unbounded(&mut self) -> Result<Option<Bytes>, H1Error> {
+        self.next_piece(None).await
+    }
+
     /// The next piece of the body if it can be had without waiting: to gather a burst that has
     /// already arrived into one client write.
     pub async fn read_body_ready(&mut self) -> Option<Result<Option<Bytes>, H1Error>> {
