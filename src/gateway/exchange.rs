@@ -14,7 +14,6 @@ use ezrouter_protocol::{
 };
 use pingora_core::connectors::TransportConnector;
 use pingora_core::upstreams::peer::HttpPeer;
-use pingora_http::ResponseHeader;
 use pingora_proxy::Session;
 use tokio::time::{sleep_until, Instant};
 
@@ -474,8 +473,7 @@ fn deadline_error(provider: &Provider) -> ApiError {
 
 /// How long an upstream asks us to wait: `retry-after-ms`, `retry-after` (seconds), or OpenAI's
 /// `x-ratelimit-reset-requests` / `-tokens` (`1s`, `6m0s`, `250ms`).
-fn retry_hint<'h>(header: impl Fn(&str) -> Option<&'h str>) -> Option<Duration> {
-    let get = |name: &str| header(name);
+fn retry_hint<'h>(get: impl Fn(&str) -> Option<&'h str>) -> Option<Duration> {
     if let Some(ms) = get("retry-after-ms").and_then(|v| v.trim().parse::<f64>().ok()) {
         return Some(Duration::from_millis(ms as u64));
     }
@@ -614,7 +612,7 @@ async fn relay(
     let stream = p.ctx.client_stream;
     let surface = p.ctx.client;
     if stream {
-        if write_stream_header(session, tr.content_type())
+        if respond::stream_header(session, tr.content_type())
             .await
             .is_err()
         {
@@ -752,20 +750,6 @@ async fn relay_gemini_count(
             usage: Usage::default(),
         },
     }
-}
-
-async fn write_stream_header(
-    session: &mut Session,
-    content_type: &str,
-) -> pingora_error::Result<()> {
-    // Pingora adds `date` and `connection`: room for them up front, so the map never grows.
-    let mut h = ResponseHeader::build(200, Some(6))?;
-    h.insert_header(http::header::CONTENT_TYPE, content_type)?;
-    h.insert_header(http::header::CACHE_CONTROL, "no-cache")?;
-    h.insert_header("x-accel-buffering", "no")?;
-    // Pingora's HTTP/1 writer would otherwise close-delimit the body; HTTP/2 strips this header.
-    h.insert_header(http::header::TRANSFER_ENCODING, "chunked")?;
-    session.write_response_header(Box::new(h), false).await
 }
 
 #[cfg(test)]

@@ -10,6 +10,21 @@ pub async fn json(session: &mut Session, status: u16, body: Vec<u8>) -> pingora_
     write(session, status, body, None, true).await
 }
 
+/// Writes the head of an SSE answer; the body follows as the upstream streams.
+pub async fn stream_header(session: &mut Session, content_type: &str) -> pingora_error::Result<()> {
+    let mut h = ResponseHeader::build(200, Some(4 + PINGORA_ADDS))?;
+    h.insert_header(http::header::CONTENT_TYPE, content_type)?;
+    h.insert_header(http::header::CACHE_CONTROL, "no-cache")?;
+    h.insert_header("x-accel-buffering", "no")?;
+    // Pingora's HTTP/1 writer would otherwise close-delimit the body; HTTP/2 strips this header.
+    h.insert_header(http::header::TRANSFER_ENCODING, "chunked")?;
+    session.write_response_header(Box::new(h), false).await
+}
+
+/// Headers Pingora adds to every answer (`date`, `connection`): room is made for them up front,
+/// so the header map never grows.
+const PINGORA_ADDS: usize = 2;
+
 /// Writes `err` in the envelope of `surface`, with `Retry-After` when it has one. Returns the status.
 pub async fn error(
     session: &mut Session,
@@ -40,8 +55,7 @@ async fn write(
     retry_after: Option<u64>,
     drain: bool,
 ) -> pingora_error::Result<()> {
-    // Pingora adds `date` and `connection`: room for them up front, so the map never grows.
-    let mut header = ResponseHeader::build(status, Some(5))?;
+    let mut header = ResponseHeader::build(status, Some(3 + PINGORA_ADDS))?;
     header.insert_header("content-type", "application/json")?;
     header.insert_header("content-length", body.len())?;
     if let Some(seconds) = retry_after {
