@@ -190,11 +190,7 @@ pub fn build(path: Option<PathBuf>) -> Result<(Server, Addresses), String> {
     server.bootstrap();
 
     let live = Arc::new(ArcSwap::from_pointee(snapshot));
-    let mut proxy = pingora_proxy::http_proxy_service_with_name(
-        &server.configuration,
-        Gateway::new(live.clone()),
-        "ezrouter",
-    );
+    let mut proxy = Service::new("ezrouter".into(), Gateway::new(live.clone()));
     // No L4 read buffer: Pingora's default is 64 KiB per client connection, touched at accept,
     // which for 10,000 held streams is most of the process's memory; HTTP/1 parsing reads into
     // its own buffers anyway, so plain TCP gains nothing from it.

@@ -510,3 +510,87 @@ async fn anthropic_beta_flags_are_filtered_for_compatible_vendors() {
         Some("interleaved-thinking-2025-05-14")
     );
 }
+
+/// Sends raw bytes on a fresh connection and reads until the gateway closes it.
+async fn raw_exchange(gw: &Gateway, request: &[u8]) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(gw.addr).await.unwrap();
+    s.write_all(request).await.unwrap();
+    let mut out = Vec::new();
+    tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut out))
+        .await
+        .expect("the gateway closes the connection")
+        .unwrap();
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[tokio::test]
+async fn a_malformed_request_head_is_400_and_connect_is_405_then_closed() {
+    let mock = common::mock().await;
+    let gw = Gateway::start(&config(mock.addr, ""));
+    let bad = raw_exchange(
+        &gw,
+        b"POST /v1/chat/completions HTTP/1.1\r\nno colon here\r\n\r\n",
+    )
+    .await;
+    assert!(bad.starts_with("HTTP/1.1 400"), "{bad}");
+    let tunnel = raw_exchange(
+        &gw,
+        b"CONNECT example.com:443 HTTP/1.1\r\nhost: example.com:443\r\n\r\n",
+    )
+    .await;
+    assert!(tunnel.starts_with("HTTP/1.1 405"), "{tunnel}");
+    // The gateway is unharmed.
+    let ok = gw.client().get("/health", &[]).await;
+    assert_eq!(ok.status, 200);
+}
+
+#[tokio::test]
+async fn shutdown_closes_idle_connections_at_once_and_lets_streams_finish() {
+    let mock = common::mock().await;
+    let graceful =
+        config(mock.addr, "").replace("grace_period_seconds = 0", "grace_period_seconds = 5");
+    let gw = Gateway::start(&graceful);
+    let auth = bearer(KEY);
+
+    let mut idle = gw.client();
+    assert_eq!(idle.get("/health", &[]).await.status, 200);
+
+    // A stream of 3 events 700 ms apart, under way when the signal arrives.
+    let mut streaming = gw.client();
+    let body = serde_json::to_vec(
+        &json!({"model":"paced","messages":[{"role":"user","content":"hi"}],"stream":true}),
+    )
+    .unwrap();
+    streaming
+        .send(
+            "POST",
+            "/v1/chat/completions",
+            &[("authorization", &auth)],
+            &body,
+        )
+        .await;
+    let head = streaming.read_until(b"data:", Duration::from_secs(5)).await;
+    assert!(
+        head.starts_with(b"HTTP/1.1 200"),
+        "{}",
+        String::from_utf8_lossy(&head)
+    );
+
+    gw.signal("TERM");
+    let started = std::time::Instant::now();
+    let rest = idle.read_for(Duration::from_secs(3)).await;
+    assert!(rest.is_empty(), "{}", String::from_utf8_lossy(&rest));
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "the idle keep-alive connection was closed at shutdown, not left to time out"
+    );
+    let tail = streaming
+        .read_until(b"[DONE]", Duration::from_secs(5))
+        .await;
+    assert!(
+        tail.windows(6).any(|w| w == b"[DONE]"),
+        "the stream in flight finished: {}",
+        String::from_utf8_lossy(&tail)
+    );
+}

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use ezrouter_protocol::{ApiError, ErrorKind};
-use pingora_proxy::Session;
+use pingora_core::protocols::http::ServerSession as Session;
 
 fn too_large(max: usize) -> ApiError {
     ApiError::new(

@@ -13,8 +13,8 @@ use ezrouter_protocol::{
     ErrorKind, ResponseContext, Target, Usage,
 };
 use pingora_core::connectors::TransportConnector;
+use pingora_core::protocols::http::ServerSession as Session;
 use pingora_core::upstreams::peer::HttpPeer;
-use pingora_proxy::Session;
 use tokio::time::{sleep_until, Instant};
 
 use super::respond;
@@ -440,7 +440,7 @@ fn allowed_betas(
 /// Resolves when the client closes its connection (or resets its h2 stream).
 async fn client_gone(session: &mut Session) {
     loop {
-        match session.as_downstream_mut().read_body_or_idle(true).await {
+        match session.read_body_or_idle(true).await {
             Err(_) => return,
             Ok(Some(_)) => continue,
             Ok(None) => std::future::pending::<()>().await,
@@ -665,11 +665,7 @@ async fn relay(
         if stream && !out.is_empty() {
             let next = Vec::with_capacity(out.len());
             let bytes = Bytes::from(std::mem::replace(&mut out, next));
-            if session
-                .write_response_body(Some(bytes), false)
-                .await
-                .is_err()
-            {
+            if session.write_response_body(bytes, false).await.is_err() {
                 return Attempt::ClientGone { usage: tr.usage() };
             }
         }
@@ -682,7 +678,7 @@ async fn relay(
                     err.message.trim_end_matches('.')
                 );
                 let tail = Bytes::from(stream_error_event(surface, &err));
-                let _ = session.write_response_body(Some(tail), true).await;
+                let _ = session.write_response_body(tail, true).await;
                 return Attempt::Broken { usage: tr.usage() };
             }
             None if ended => break,
@@ -692,9 +688,7 @@ async fn relay(
     let finished = tr.finish(&mut out);
     up.release(connector, peer);
     if stream {
-        let _ = session
-            .write_response_body(Some(Bytes::from(out)), true)
-            .await;
+        let _ = session.write_response_body(Bytes::from(out), true).await;
         return Attempt::Done {
             status: 200,
             usage: tr.usage(),

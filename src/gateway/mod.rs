@@ -1,6 +1,8 @@
-//! The Pingora service: `impl ProxyHttp for Gateway`, kept thin. Every route is answered in
-//! `request_filter` (local answers and the own upstream exchange, see `exchange`), so requests
-//! never enter Pingora's proxy loop with its 64 KiB body-replay limit.
+//! The Pingora service: `impl HttpServerApp for Gateway`. Every route is answered here (local
+//! answers and the own upstream exchange, see `exchange`), so the gateway is a Pingora HTTP
+//! server app rather than a `ProxyHttp`: Pingora's proxy loop, with its 64 KiB body-replay limit
+//! and a 14 KB per-request future carrying cache and proxy machinery no route uses, is never on
+//! the path. The phases keep their names: `request_filter` answers, `logging` accounts.
 
 pub mod body;
 pub mod exchange;
@@ -17,10 +19,10 @@ use ezrouter_plugins::rewrite::apply_edits;
 use ezrouter_plugins::{run_on_body, run_on_complete, run_on_request, Outcome, RequestCtx};
 use ezrouter_protocol::probe::{probe, Operation, Probe};
 use ezrouter_protocol::{ApiError, Dialect, ErrorKind, Usage};
+use pingora_core::apps::{HttpPersistentSettings, HttpServerApp, ReusedHttpStream};
 use pingora_core::connectors::TransportConnector;
-use pingora_core::upstreams::peer::HttpPeer;
-use pingora_error::{Error, ErrorType};
-use pingora_proxy::{ProxyHttp, Session};
+use pingora_core::protocols::http::ServerSession as Session;
+use pingora_core::server::ShutdownWatch;
 
 use crate::metrics;
 use crate::snapshot::{Model, Snapshot};
@@ -54,10 +56,55 @@ pub struct Ctx {
 }
 
 #[async_trait]
-impl ProxyHttp for Gateway {
-    type CTX = Ctx;
+impl HttpServerApp for Gateway {
+    /// One request on a connection: read its head, answer it, account it, hand the connection
+    /// back for the next request when it is reusable.
+    async fn process_new_http(
+        self: &Arc<Self>,
+        mut session: Session,
+        shutdown: &ShutdownWatch,
+    ) -> Option<ReusedHttpStream> {
+        let mut stopping = shutdown.clone();
+        let read = tokio::select! {
+            biased; // a request already buffered is served, not dropped
+            read = session.read_request() => read,
+            // An idle keep-alive connection stops waiting when the service shuts down.
+            _ = stopping.wait_for(|stop| *stop) => return None,
+        };
+        match read {
+            Ok(true) => {}
+            Ok(false) => return None, // the client closed an idle connection
+            Err(e) => {
+                if e.etype == pingora_error::ErrorType::InvalidHTTPHeader {
+                    let _ = session.respond_error(400).await;
+                }
+                session.shutdown().await;
+                return None;
+            }
+        }
+        // CONNECT would turn the connection into a tunnel, which no route offers; its framing
+        // is unlike any other request's, so it is refused before anything reads a body.
+        if session.req_header().method == http::Method::CONNECT {
+            let _ = session.respond_error(405).await;
+            session.shutdown().await;
+            return None;
+        }
+        if *shutdown.borrow() {
+            session.set_keepalive(None);
+        }
+        let mut ctx = Ctx::new();
+        let answered = self.request_filter(&mut session, &mut ctx).await;
+        ctx.status = *answered.as_ref().unwrap_or(&0);
+        self.logging(&ctx);
+        answered.ok()?;
+        let settings = HttpPersistentSettings::for_session(&session);
+        let reusable = session.finish().await.ok()??;
+        Some(ReusedHttpStream::from_reusable_stream(reusable, settings))
+    }
+}
 
-    fn new_ctx(&self) -> Ctx {
+impl Ctx {
+    fn new() -> Ctx {
         Ctx {
             started: Instant::now(),
             endpoint: Endpoint::Health,
@@ -68,12 +115,16 @@ impl ProxyHttp for Gateway {
             provider: None,
         }
     }
+}
 
+impl Gateway {
+    /// Routes and answers the request. Returns the status sent; an error means the client could
+    /// not be written to, so the connection is not reused.
     async fn request_filter(
         &self,
         session: &mut Session,
         ctx: &mut Ctx,
-    ) -> pingora_error::Result<bool> {
+    ) -> pingora_error::Result<u16> {
         let header = session.req_header();
         ctx.endpoint = routes::route(&header.method, header.uri.path());
         let snapshot = self.live.load_full();
@@ -98,22 +149,11 @@ impl ProxyHttp for Gateway {
             Endpoint::Models { surface } => self.models(session, ctx, &snapshot, surface).await,
             Endpoint::Llm { surface, op } => self.llm(session, ctx, &snapshot, surface, op).await,
         };
-        ctx.status = result?;
-        Ok(true)
+        result
     }
 
-    async fn upstream_peer(
-        &self,
-        _: &mut Session,
-        _: &mut Ctx,
-    ) -> pingora_error::Result<Box<HttpPeer>> {
-        Error::e_explain(
-            ErrorType::InternalError,
-            "every route is answered in request_filter",
-        )
-    }
-
-    async fn logging(&self, _session: &mut Session, _e: Option<&Error>, ctx: &mut Ctx) {
+    /// Metrics, the usage record and the plugins' `on_complete`, once per request, answered or not.
+    fn logging(&self, ctx: &Ctx) {
         let key = ctx
             .plugins
             .as_ref()

@@ -2,8 +2,8 @@
 
 use bytes::Bytes;
 use ezrouter_protocol::{ApiError, Dialect, ErrorKind};
+use pingora_core::protocols::http::ServerSession as Session;
 use pingora_http::ResponseHeader;
-use pingora_proxy::Session;
 
 /// Writes a complete JSON response with `Content-Length`, keeping the connection reusable.
 pub async fn json(session: &mut Session, status: u16, body: Vec<u8>) -> pingora_error::Result<()> {
@@ -18,7 +18,7 @@ pub async fn stream_header(session: &mut Session, content_type: &str) -> pingora
     h.insert_header("x-accel-buffering", "no")?;
     // Pingora's HTTP/1 writer would otherwise close-delimit the body; HTTP/2 strips this header.
     h.insert_header(http::header::TRANSFER_ENCODING, "chunked")?;
-    session.write_response_header(Box::new(h), false).await
+    session.write_response_header(Box::new(h)).await
 }
 
 /// Headers Pingora adds to every answer (`date`, `connection`): room is made for them up front,
@@ -65,11 +65,7 @@ async fn write(
     if drain && !session.is_body_done() {
         let _ = session.drain_request_body().await;
     }
-    session
-        .write_response_header(Box::new(header), false)
-        .await?;
-    session
-        .write_response_body(Some(Bytes::from(body)), true)
-        .await?;
+    session.write_response_header(Box::new(header)).await?;
+    session.write_response_body(Bytes::from(body), true).await?;
     Ok(())
 }

@@ -133,11 +133,17 @@ impl Gateway {
 
     /// Sends SIGHUP to the gateway process.
     pub fn sighup(&self) {
+        self.signal("HUP");
+    }
+
+    /// Sends a signal (`HUP`, `TERM`, ...) to the gateway process.
+    pub fn signal(&self, name: &str) {
+        let flag = format!("-{name}");
         let status = Command::new("kill")
-            .args(["-HUP", &self.pid().to_string()])
+            .args([flag.as_str(), &self.pid().to_string()])
             .status()
             .expect("run kill");
-        assert!(status.success(), "kill -HUP {} failed", self.pid());
+        assert!(status.success(), "kill {flag} {} failed", self.pid());
     }
 
     /// Scrapes the admin port's `/metrics`.
