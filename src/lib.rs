@@ -5,6 +5,7 @@
 pub mod admin;
 pub mod config;
 pub mod gateway;
+pub mod listener;
 pub mod logger;
 pub mod metrics;
 pub mod server;

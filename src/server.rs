@@ -7,7 +7,6 @@ use std::sync::{Arc, OnceLock};
 
 use arc_swap::ArcSwap;
 use async_trait::async_trait;
-use pingora_core::listeners::{L4BufferSettings, ListenerConfig};
 use pingora_core::server::configuration::ServerConf;
 use pingora_core::server::{Server, ShutdownWatch};
 use pingora_core::services::background::{background_service, BackgroundService};
@@ -16,6 +15,7 @@ use pingora_core::services::listening::Service;
 use crate::config::schema::ProviderKind;
 use crate::config::{self, Loaded};
 use crate::gateway::Gateway;
+use crate::listener::Listener;
 use crate::snapshot::{self, Snapshot};
 use crate::upstream::pool::Registry;
 
@@ -173,7 +173,10 @@ pub fn build(path: Option<PathBuf>) -> Result<(Server, Addresses), String> {
     let snapshot = rt.block_on(load_snapshot(path.as_deref(), &registry))?;
     drop(rt);
     let server_conf = &snapshot.server;
-    let proxy_addr = concrete(&server_conf.listen)?;
+    let proxy_addr: SocketAddr = server_conf
+        .listen
+        .parse()
+        .map_err(|_| format!("bad address `{}`", server_conf.listen))?;
     let admin_addr = if server_conf.admin_listen.is_empty() {
         None
     } else {
@@ -190,14 +193,9 @@ pub fn build(path: Option<PathBuf>) -> Result<(Server, Addresses), String> {
     server.bootstrap();
 
     let live = Arc::new(ArcSwap::from_pointee(snapshot));
-    let mut proxy = Service::new("ezrouter".into(), Gateway::new(live.clone()));
-    // No L4 read buffer: Pingora's default is 64 KiB per client connection, touched at accept,
-    // which for 10,000 held streams is most of the process's memory; HTTP/1 parsing reads into
-    // its own buffers anyway, so plain TCP gains nothing from it.
-    proxy.add_listener(
-        ListenerConfig::tcp(proxy_addr.to_string()).l4_buffer(L4BufferSettings::default().read(0)),
-    );
-    server.add_service(proxy);
+    let (listener, proxy_addr) = Listener::bind("ezrouter", proxy_addr, Gateway::new(live.clone()))
+        .map_err(|e| format!("cannot listen on {proxy_addr}: {e}"))?;
+    server.add_service(listener);
 
     if let Some(addr) = admin_addr {
         let mut admin = Service::new(
