@@ -19,7 +19,7 @@ use pingora_core::protocols::Stream;
 use pingora_core::server::{ListenFds, ShutdownWatch};
 use pingora_core::services::Service;
 
-use crate::gateway::Gateway;
+use crate::gateway::{stopped, Gateway};
 
 /// Pingora's own listeners use the same deep backlog: a burst of thousands of connects is queued,
 /// not refused or left to SYN retries (the kernel caps it at `somaxconn`).
@@ -81,11 +81,6 @@ async fn serve(gateway: Arc<Gateway>, tcp: tokio::net::TcpStream, shutdown: Shut
             None => return,
         }
     }
-}
-
-/// Resolves once the server is shutting down (the watch's read guard stays inside).
-async fn stopped(shutdown: &mut ShutdownWatch) {
-    let _ = shutdown.wait_for(|stop| *stop).await;
 }
 
 #[async_trait]

@@ -69,7 +69,7 @@ impl HttpServerApp for Gateway {
             biased; // a request already buffered is served, not dropped
             read = session.read_request() => read,
             // An idle keep-alive connection stops waiting when the service shuts down.
-            _ = stopping.wait_for(|stop| *stop) => return None,
+            _ = stopped(&mut stopping) => return None,
         };
         match read {
             Ok(true) => {}
@@ -101,6 +101,12 @@ impl HttpServerApp for Gateway {
         let reusable = session.finish().await.ok()??;
         Some(ReusedHttpStream::from_reusable_stream(reusable, settings))
     }
+}
+
+/// Resolves once the server is shutting down (the watch's read guard is dropped inside, so the
+/// future stays `Send`).
+pub(crate) async fn stopped(shutdown: &mut ShutdownWatch) {
+    let _ = shutdown.wait_for(|stop| *stop).await;
 }
 
 impl Ctx {
