@@ -63,12 +63,12 @@ hold() { # NAME AUTH CMD... : start the proxy, hold N streams, report
 
 if [ "$MASSIF" = 0 ]; then
   hold bare "authorization: Bearer ok-bench" "$TGT/examples/bare_proxy" "$MOCK" 127.0.0.1:0 2
-  EZROUTER_LOG=warn hold ezrouter "authorization: Bearer sk-bench" "$TGT/ezrouter" serve -c "$WORK/ezrouter.toml"
+  hold ezrouter "authorization: Bearer sk-bench" "$TGT/ezrouter" serve -c "$WORK/ezrouter.toml"
   exit 0
 fi
 
 command -v valgrind >/dev/null || { echo "needs valgrind (apt-get install valgrind)" >&2; exit 1; }
-EZROUTER_LOG=warn hold ezrouter-massif "authorization: Bearer sk-bench" \
+hold ezrouter-massif "authorization: Bearer sk-bench" \
   valgrind --tool=massif --threshold=1 --massif-out-file="$WORK/massif.out" \
   "$TGT/ezrouter" serve -c "$WORK/ezrouter.toml"
 sleep 1

@@ -88,7 +88,7 @@ PIDS+=("$P")
 run_scenarios bare "$P" "$A" "authorization: Bearer ok-bench" chat stream50 | tee "$OUT/summary.txt"
 kill -TERM "$P" 2>/dev/null || true; for _ in $(seq 1 50); do kill -0 "$P" 2>/dev/null || break; sleep 0.1; done
 
-read -r P A < <(EZROUTER_LOG=warn profile ezrouter "$TGT/ezrouter" serve -c "$OUT/ezrouter.toml")
+read -r P A < <(profile ezrouter "$TGT/ezrouter" serve -c "$OUT/ezrouter.toml")
 PIDS+=("$P")
 run_scenarios ezrouter "$P" "$A" "authorization: Bearer sk-bench" chat stream50 chat-xlate stream50-xlate | tee -a "$OUT/summary.txt"
 kill -TERM "$P" 2>/dev/null || true; for _ in $(seq 1 50); do kill -0 "$P" 2>/dev/null || break; sleep 0.1; done

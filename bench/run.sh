@@ -174,7 +174,7 @@ start_nginx() { # UPSTREAM
 
 start_ezrouter() { # UPSTREAM
   sed "s/@UPSTREAM@/$1/" "$ROOT/bench/ezrouter.toml.tmpl" >"$WORK/ezrouter.toml"
-  EZROUTER_LOG=warn "$EZR" serve -c "$WORK/ezrouter.toml" >"$WORK/ezrouter.out" 2>"$WORK/ezrouter.err" &
+  "$EZR" serve -c "$WORK/ezrouter.toml" >"$WORK/ezrouter.out" 2>"$WORK/ezrouter.err" &
   PID[ezrouter]=$!; PIDS+=($!)
   ADDR[ezrouter]=$(wait_line "$WORK/ezrouter.out" 'listening on proxy=([0-9.:]+)')
   wait_port "${ADDR[ezrouter]##*:}"

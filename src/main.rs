@@ -60,7 +60,9 @@ fn main() -> ExitCode {
                 .unwrap_or_else(|| "off".into());
             // One line on stdout, so scripts and tests can find the (possibly random) ports.
             println!("ezrouter listening on proxy={} admin={admin}", addrs.proxy);
-            server.run_forever()
+            server.run(pingora_core::server::RunArgs::default());
+            ezrouter::logger::flush();
+            ExitCode::SUCCESS
         }
         Command::Check { config } => match ezrouter::config::load(Some(&config)) {
             Ok(loaded) => {
