@@ -7,6 +7,7 @@
 //! listener here is plain HTTP/1.1 over TCP, which is all ezrouter serves (no TLS, no h2c), so
 //! its task holds only the stream and the keep-alive loop. What it gives up, knowingly: Pingora's
 //! listening-fd handover for zero-downtime upgrades (ezrouter does not offer `--upgrade`).
+//! Each connection is a `ClientConn` (`conn.rs`): a response head leaves with its body.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -14,12 +15,14 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use pingora_core::apps::{HttpPersistentSettings, HttpServerApp};
 use pingora_core::protocols::http::ServerSession;
-use pingora_core::protocols::l4::stream::Stream as L4Stream;
 use pingora_core::protocols::Stream;
 use pingora_core::server::{ListenFds, ShutdownWatch};
 use pingora_core::services::Service;
 
 use crate::gateway::{stopped, Gateway};
+
+mod conn;
+use conn::ClientConn;
 
 /// Pingora's own listeners use the same deep backlog: a burst of thousands of connects is queued,
 /// not refused or left to SYN retries (the kernel caps it at `somaxconn`).
@@ -65,10 +68,10 @@ impl Listener {
 
 /// One client connection: requests in turn while the connection stays reusable.
 async fn serve(gateway: Arc<Gateway>, tcp: tokio::net::TcpStream, shutdown: ShutdownWatch) {
-    // Each answer leaves in as few writes as Pingora's session makes; Nagle would hold the
-    // second one back for the client's delayed ACK.
+    // Writes are already gathered (a head leaves with its body); Nagle would hold a stream's
+    // next event back for the client's delayed ACK.
     let _ = tcp.set_nodelay(true);
-    let mut stream: Stream = Box::new(L4Stream::from(tcp));
+    let mut stream: Stream = Box::new(ClientConn::new(tcp));
     let mut settings: Option<HttpPersistentSettings> = None;
     loop {
         let mut session = ServerSession::new_http1(stream);

@@ -611,14 +611,9 @@ async fn relay(
     let mut tr = response_translator(p.ctx.clone());
     let stream = p.ctx.client_stream;
     let surface = p.ctx.client;
-    if stream {
-        if respond::stream_header(session, tr.content_type())
-            .await
-            .is_err()
-        {
-            return Attempt::ClientGone { usage: tr.usage() };
-        }
-    }
+    // A stream's head goes out with its first events (`ClientConn` gathers the two writes),
+    // not on its own ahead of them.
+    let mut head_sent = !stream;
     // Sized by the last burst and handed to the client without a copy.
     let mut out = Vec::new();
     // One timer for the whole body, registered the first time the upstream makes us wait.
@@ -657,10 +652,26 @@ async fn relay(
             if ended || failed.is_some() || out.len() >= COALESCE_MAX {
                 break;
             }
-            match up.read_body_ready().await {
+            // A stream's first events leave as soon as they are here: only what is already
+            // buffered joins them, not what another read would find.
+            let more = if head_sent {
+                up.read_body_ready().await
+            } else {
+                up.read_body_buffered()
+            };
+            match more {
                 Some(r) => step = r.map_err(|e| transport_error(provider, &e, "mid-response")),
                 None => break,
             }
+        }
+        if !head_sent && (!out.is_empty() || ended || failed.is_some()) {
+            if respond::stream_header(session, tr.content_type())
+                .await
+                .is_err()
+            {
+                return Attempt::ClientGone { usage: tr.usage() };
+            }
+            head_sent = true;
         }
         if stream && !out.is_empty() {
             let next = Vec::with_capacity(out.len());

@@ -282,6 +282,15 @@ impl Response {
         ready_now(self.next_piece(None)).await
     }
 
+    /// The next body piece already in the buffer, without reading the socket; `None` if none
+    /// is (`Some(Ok(None))` at the body's end).
+    pub fn read_body_buffered(&mut self) -> Option<Result<Option<Bytes>, H1Error>> {
+        match self.decode() {
+            Ok(None) if self.framing != Framing::Done => None,
+            decoded => Some(decoded),
+        }
+    }
+
     async fn next_piece(&mut self, idle: Option<Duration>) -> Result<Option<Bytes>, H1Error> {
         loop {
             if let Some(piece) = self.decode()? {
