@@ -36,6 +36,8 @@ pub struct Server {
     pub grace_period_seconds: u64,
     /// Upstream attempts per request across keys and routes (the retry budget).
     pub max_attempts: u32,
+    /// Idle upstream connections kept for reuse, across all providers (read at start).
+    pub upstream_keepalive: usize,
 }
 
 impl Default for Server {
@@ -48,6 +50,9 @@ impl Default for Server {
             body_read_timeout_ms: 30_000,
             grace_period_seconds: 5,
             max_attempts: 4,
+            // Pingora's default is 128: below a few hundred concurrent streams, every release
+            // past it closes a connection the next request must open again (nginx-style sizing).
+            upstream_keepalive: 1024,
         }
     }
 }

@@ -20,7 +20,7 @@ use ezrouter_plugins::{run_on_body, run_on_complete, run_on_request, Outcome, Re
 use ezrouter_protocol::probe::{probe, Operation, Probe};
 use ezrouter_protocol::{ApiError, Dialect, ErrorKind, Usage};
 use pingora_core::apps::{HttpPersistentSettings, HttpServerApp, ReusedHttpStream};
-use pingora_core::connectors::TransportConnector;
+use pingora_core::connectors::{ConnectorOptions, TransportConnector};
 use pingora_core::protocols::http::ServerSession as Session;
 use pingora_core::server::ShutdownWatch;
 
@@ -35,9 +35,10 @@ pub struct Gateway {
 
 impl Gateway {
     pub fn new(live: Arc<ArcSwap<Snapshot>>) -> Self {
+        let pool = live.load().server.upstream_keepalive;
         Gateway {
             live,
-            connector: TransportConnector::new(None),
+            connector: TransportConnector::new(Some(ConnectorOptions::new(pool))),
         }
     }
 }
