@@ -22,6 +22,7 @@ use pingora_core::services::Service;
 use crate::gateway::{stopped, Gateway};
 
 mod conn;
+pub use conn::gather_head_with_body;
 use conn::ClientConn;
 
 /// Pingora's own listeners use the same deep backlog: a burst of thousands of connects is queued,

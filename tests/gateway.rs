@@ -594,3 +594,73 @@ async fn shutdown_closes_idle_connections_at_once_and_lets_streams_finish() {
         String::from_utf8_lossy(&tail)
     );
 }
+
+/// An OpenAI-style upstream that sends its response head at once and the first event 800 ms
+/// later (the mock sends both together), for the one behaviour that needs them apart.
+async fn upstream_with_a_late_first_event() -> std::net::SocketAddr {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let (mut sock, _) = listener.accept().await.unwrap();
+        let mut req = Vec::new();
+        let mut buf = [0u8; 4096];
+        while !req.windows(4).any(|w| w == b"\r\n\r\n") {
+            let n = sock.read(&mut buf).await.unwrap();
+            assert!(n > 0, "the gateway closed before sending its request");
+            req.extend_from_slice(&buf[..n]);
+        }
+        sock.write_all(
+            b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n",
+        )
+        .await
+        .unwrap();
+        tokio::time::sleep(Duration::from_millis(800)).await;
+        let event = r#"data: {"id":"c1","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0,"delta":{"role":"assistant","content":"hi"},"finish_reason":"stop"}]}
+
+data: [DONE]
+
+"#;
+        let body = format!("{:x}\r\n{event}\r\n0\r\n\r\n", event.len());
+        sock.write_all(body.as_bytes()).await.unwrap();
+        let _ = sock.read(&mut buf).await;
+    });
+    addr
+}
+
+#[tokio::test]
+async fn a_streams_head_leaves_with_its_first_event() {
+    let mock = common::mock().await;
+    let late = upstream_with_a_late_first_event().await;
+    let extra = format!(
+        "[providers.late]\nkind = \"openai\"\nbase_url = \"http://{late}/v1\"\nkeys = [\"ok\"]\n\
+         [models.late]\nroutes = [{{ provider = \"late\" }}]\n"
+    );
+    let gw = Gateway::start(&config(mock.addr, &extra));
+    let mut c = gw.client();
+    let body = serde_json::to_vec(
+        &json!({"model":"late","messages":[{"role":"user","content":"hi"}],"stream":true}),
+    )
+    .unwrap();
+    c.send(
+        "POST",
+        "/v1/chat/completions",
+        &[("authorization", &bearer(KEY))],
+        &body,
+    )
+    .await;
+    // The upstream's head is in, its first event is not: the client sees nothing yet.
+    let early = c.read_for(Duration::from_millis(400)).await;
+    assert!(
+        early.is_empty(),
+        "the head went out before any event: {}",
+        String::from_utf8_lossy(&early)
+    );
+    let head = c.read_until(b"[DONE]", Duration::from_secs(5)).await;
+    let text = String::from_utf8_lossy(&head);
+    assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+    assert!(
+        text.contains("\"content\":\"hi\"") && text.contains("[DONE]"),
+        "{text}"
+    );
+}

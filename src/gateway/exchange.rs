@@ -665,6 +665,8 @@ async fn relay(
             }
         }
         if !head_sent && (!out.is_empty() || ended || failed.is_some()) {
+            // A body write follows at once (events, the end, or an error event).
+            crate::listener::gather_head_with_body(session);
             if respond::stream_header(session, tr.content_type())
                 .await
                 .is_err()

@@ -7,15 +7,20 @@
 //! at c=1, `perf`). Pingora's own listener gets this from an L4 write buffer that it can only
 //! set inside the crate; this type does it for the one pattern that matters, without copying
 //! bodies. Pingora flushes whenever a response must reach the client (a bodiless head, every
-//! body write, the end of the body), so nothing is held across a wait.
+//! body write, the end of the body), so nothing is held across a wait. One exception, asked
+//! for by the gateway (`gather_head_with_body`): Pingora flushes a head without
+//! `Content-Length` at once, which for a stream whose first events are already in hand would send
+//! the head alone; that one flush is skipped, and the head leaves with the events.
 
 use std::io::{self, IoSlice};
 use std::os::fd::AsRawFd;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::task::{ready, Context, Poll};
 
 use async_trait::async_trait;
+use pingora_core::protocols::http::ServerSession;
 use pingora_core::protocols::raw_connect::ProxyDigest;
 use pingora_core::protocols::{
     GetProxyDigest, GetSocketDigest, GetTimingDigest, Peek, Shutdown, SocketDigest, Ssl,
@@ -32,6 +37,20 @@ pub struct ClientConn {
     tcp: TcpStream,
     /// Accepted but not yet sent: at most one write of up to `HOLD_MAX` bytes.
     held: Vec<u8>,
+    /// The next flush keeps `held` for the write that follows it (`gather_head_with_body`).
+    hold_over_flush: AtomicBool,
+}
+
+/// For a response whose head is about to be written with its first body bytes already in hand:
+/// the head waits for that body write instead of leaving alone on Pingora's flush. The caller
+/// must write body bytes (or end the body) right after the head.
+pub fn gather_head_with_body(session: &ServerSession) {
+    let conn = session
+        .stream()
+        .and_then(|s| s.as_any().downcast_ref::<ClientConn>());
+    if let Some(conn) = conn {
+        conn.hold_over_flush.store(true, Ordering::Relaxed);
+    }
 }
 
 impl ClientConn {
@@ -39,6 +58,7 @@ impl ClientConn {
         ClientConn {
             tcp,
             held: Vec::new(),
+            hold_over_flush: AtomicBool::new(false),
         }
     }
 
@@ -60,9 +80,13 @@ impl ClientConn {
             let of_bufs = written - self.held.len();
             // Freed, not kept: a connection holding a long stream keeps no idle buffer.
             self.held = Vec::new();
-            if of_bufs > 0 || bufs.iter().all(|b| b.is_empty()) {
+            if of_bufs > 0 {
                 return Poll::Ready(Ok(of_bufs));
             }
+        }
+        // A flush with nothing held, or an empty write: no syscall.
+        if bufs.iter().all(|b| b.is_empty()) {
+            return Poll::Ready(Ok(0));
         }
         Pin::new(&mut self.tcp).poll_write_vectored(cx, bufs)
     }
@@ -96,6 +120,9 @@ impl AsyncWrite for ClientConn {
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let this = self.get_mut();
+        if !this.held.is_empty() && this.hold_over_flush.swap(false, Ordering::Relaxed) {
+            return Poll::Ready(Ok(()));
+        }
         ready!(this.poll_send(cx, &[]))?;
         Poll::Ready(Ok(()))
     }
@@ -212,6 +239,18 @@ mod tests {
             got.extend(readable_now(&mut peer).await);
         }
         assert_eq!(got, large);
+    }
+
+    #[tokio::test]
+    async fn a_head_can_be_held_over_one_flush_for_the_body_in_hand() {
+        let (mut conn, mut peer) = pair().await;
+        conn.hold_over_flush.store(true, Ordering::Relaxed);
+        conn.write_all(b"head;").await.unwrap();
+        conn.flush().await.unwrap();
+        assert_eq!(readable_now(&mut peer).await, b"");
+        conn.write_all_buf(&mut &b"body"[..]).await.unwrap();
+        conn.flush().await.unwrap();
+        assert_eq!(readable_now(&mut peer).await, b"head;body");
     }
 
     #[tokio::test]
