@@ -663,6 +663,43 @@ routes = [{{ provider = "p" }}]
 // Mid-stream failures and timeouts
 // ---------------------------------------------------------------------------------------------
 
+/// The upstream answers 200 and resets before the first event: the client has been sent nothing
+/// yet (a stream's head waits for its first event), so the stream fails over to the next key.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn reset_before_the_first_event_fails_over_silently() {
+    let mock = start().await;
+    let m = mock.addr;
+    let gw = Gateway::start(&config(&format!(
+        r#"
+[providers.oai]
+kind = "openai"
+base_url = "http://{m}/v1"
+keys = [{{ key = "fail-reset-0", id = "reset", weight = 2 }}, {{ key = "ok-oai", id = "spare" }}]
+[models.o]
+routes = [{{ provider = "oai" }}]
+"#
+    )));
+    let mut c = gw.client();
+    let r = call(&mut c, Surface::OpenAi, "o", true).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let events = json_events(&r);
+    assert!(
+        events.iter().all(|(_, v)| v.get("error").is_none()),
+        "no error event: {}",
+        r.text()
+    );
+    assert!(
+        events
+            .iter()
+            .any(|(_, v)| v["choices"][0]["finish_reason"].is_string()),
+        "a clean finish from the spare key: {}",
+        r.text()
+    );
+    assert_eq!(mock.stats.key_requests("fail-reset-0"), 1);
+    assert_eq!(mock.stats.key_requests("ok-oai"), 1);
+    assert_idle(&gw, &mock).await;
+}
+
 /// The upstream resets the connection after the first events: the client's stream ends with an
 /// error event in its own dialect, and nothing is retried (another key was free).
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -664,6 +664,13 @@ async fn relay(
                 None => break,
             }
         }
+        // A stream that failed before its first event has sent the client nothing (its head
+        // waits for that event): it fails over like a non-stream answer.
+        if !head_sent && out.is_empty() {
+            if let Some(err) = failed.take() {
+                return Attempt::Retry(err, Cause::Failure);
+            }
+        }
         if !head_sent && (!out.is_empty() || ended || failed.is_some()) {
             // A body write follows at once (events, the end, or an error event).
             crate::listener::gather_head_with_body(session);
