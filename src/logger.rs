@@ -52,16 +52,18 @@ impl Log for Background {
 
     fn log(&self, record: &Record) {
         if self.enabled(record.metadata()) {
-            {
-                let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
-                let _ = writeln!(
-                    pending,
-                    "{:<5} {}: {}",
-                    record.level(),
-                    record.target(),
-                    record.args()
-                );
-            }
+            // Formatted before taking the lock: an argument whose `Display` logs would otherwise
+            // deadlock on it.
+            let line = format!(
+                "{:<5} {}: {}\n",
+                record.level(),
+                record.target(),
+                record.args()
+            );
+            self.pending
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .extend_from_slice(line.as_bytes());
             if record.level() <= Level::Warn {
                 if let Some(writer) = self.writer.get() {
                     writer.unpark();
