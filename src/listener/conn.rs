@@ -80,6 +80,8 @@ impl ClientConn {
             let of_bufs = written - self.held.len();
             // Freed, not kept: a connection holding a long stream keeps no idle buffer.
             self.held = Vec::new();
+            // The head asked to be gathered has left; a later response must not inherit that.
+            *self.hold_over_flush.get_mut() = false;
             if of_bufs > 0 {
                 return Poll::Ready(Ok(of_bufs));
             }
@@ -251,6 +253,19 @@ mod tests {
         conn.write_all_buf(&mut &b"body"[..]).await.unwrap();
         conn.flush().await.unwrap();
         assert_eq!(readable_now(&mut peer).await, b"head;body");
+    }
+
+    #[tokio::test]
+    async fn a_gathered_head_does_not_leave_its_request_to_the_next_response() {
+        let (mut conn, mut peer) = pair().await;
+        conn.hold_over_flush.store(true, Ordering::Relaxed);
+        conn.write_all(b"head;").await.unwrap();
+        conn.write_all_buf(&mut &b"body"[..]).await.unwrap();
+        assert_eq!(readable_now(&mut peer).await, b"head;body");
+        // The next response's bodiless head is flushed as usual.
+        conn.write_all(b"next").await.unwrap();
+        conn.flush().await.unwrap();
+        assert_eq!(readable_now(&mut peer).await, b"next");
     }
 
     #[tokio::test]
