@@ -17,6 +17,7 @@ use crate::config::{self, Loaded};
 use crate::gateway::Gateway;
 use crate::listener::Listener;
 use crate::snapshot::{self, Snapshot};
+use crate::upstream::connections::Connections;
 use crate::upstream::pool::Registry;
 
 /// Where the listeners ended up (port 0 in the config picks a free port).
@@ -138,14 +139,16 @@ impl BackgroundService for Reloader {
     }
 }
 
-/// Re-resolves provider host names every minute, so a DNS change reaches new connections
-/// without a reload and without a blocking lookup on the request path.
-struct DnsRefresher {
+/// Once a minute: re-resolves provider host names, so a DNS change reaches new connections
+/// without a reload and without a blocking lookup on the request path; and closes upstream
+/// connections idle past their time.
+struct MinuteChores {
     live: Arc<ArcSwap<Snapshot>>,
+    conns: Arc<Connections>,
 }
 
 #[async_trait]
-impl BackgroundService for DnsRefresher {
+impl BackgroundService for MinuteChores {
     async fn start(&self, mut shutdown: ShutdownWatch) {
         let mut tick = tokio::time::interval(std::time::Duration::from_secs(60));
         tick.tick().await;
@@ -156,6 +159,7 @@ impl BackgroundService for DnsRefresher {
                     for provider in &snapshot.providers {
                         provider.refresh_peer().await;
                     }
+                    self.conns.sweep();
                 }
                 _ = shutdown.changed() => return,
             }
@@ -192,8 +196,11 @@ pub fn build(path: Option<PathBuf>) -> Result<(Server, Addresses), String> {
     let mut server = Server::new_with_opt_and_conf(None, conf);
     server.bootstrap();
 
+    // Read at start only: the idle connections kept, across providers.
+    let conns = Arc::new(Connections::new(snapshot.server.upstream_keepalive));
     let live = Arc::new(ArcSwap::from_pointee(snapshot));
-    let (listener, proxy_addr) = Listener::bind("ezrouter", proxy_addr, Gateway::new(live.clone()))
+    let gateway = Gateway::new(live.clone(), conns.clone());
+    let (listener, proxy_addr) = Listener::bind("ezrouter", proxy_addr, gateway)
         .map_err(|e| format!("cannot listen on {proxy_addr}: {e}"))?;
     server.add_service(listener);
 
@@ -207,8 +214,11 @@ pub fn build(path: Option<PathBuf>) -> Result<(Server, Addresses), String> {
         server.add_service(admin);
     }
     server.add_service(background_service(
-        "dns refresher",
-        DnsRefresher { live: live.clone() },
+        "minute chores",
+        MinuteChores {
+            live: live.clone(),
+            conns,
+        },
     ));
     server.add_service(background_service(
         "config reloader",

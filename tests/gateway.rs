@@ -3,6 +3,8 @@
 
 mod common;
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use common::{Gateway, SERVER};
@@ -663,4 +665,87 @@ async fn a_streams_head_leaves_with_its_first_event() {
         text.contains("\"content\":\"hi\"") && text.contains("[DONE]"),
         "{text}"
     );
+}
+
+/// A raw upstream that answers each request with a small keep-alive JSON answer, then closes
+/// the connection after `close_after` (an upstream's own keep-alive timeout), or never (`None`).
+/// Returns its address and how many connections it has accepted.
+async fn keep_alive_upstream(
+    close_after: Option<Duration>,
+) -> (std::net::SocketAddr, Arc<AtomicUsize>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let count = accepted.clone();
+    tokio::spawn(async move {
+        while let Ok((mut sock, _)) = listener.accept().await {
+            count.fetch_add(1, Ordering::SeqCst);
+            tokio::spawn(async move {
+                let mut req = Vec::new();
+                let mut buf = [0u8; 4096];
+                loop {
+                    let wait = close_after.unwrap_or(Duration::from_secs(3600));
+                    let read = tokio::time::timeout(wait, sock.read(&mut buf)).await;
+                    let Ok(Ok(n)) = read else { return }; // idle too long: close
+                    if n == 0 {
+                        return;
+                    }
+                    req.extend_from_slice(&buf[..n]);
+                    // Every test request carries a small body after its head.
+                    if !req.windows(4).any(|w| w == b"\r\n\r\n") || !req.ends_with(b"}") {
+                        continue;
+                    }
+                    req.clear();
+                    let body = r#"{"id":"c1","object":"chat.completion","created":1,"model":"m","choices":[{"index":0,"message":{"role":"assistant","content":"hi"},"finish_reason":"stop"}],"usage":{"prompt_tokens":1,"completion_tokens":1,"total_tokens":2}}"#;
+                    let answer = format!(
+                        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+                        body.len()
+                    );
+                    sock.write_all(answer.as_bytes()).await.unwrap();
+                }
+            });
+        }
+    });
+    (addr, accepted)
+}
+
+/// Idle upstream connections are reused, and one the upstream has closed while idle is not
+/// (the request goes out on a new connection instead of failing over).
+#[tokio::test]
+async fn idle_upstream_connections_are_reused_unless_the_upstream_closed_them() {
+    let mock = common::mock().await;
+    let (kept, kept_accepts) = keep_alive_upstream(None).await;
+    let (closing, closing_accepts) = keep_alive_upstream(Some(Duration::from_millis(100))).await;
+    let extra = format!(
+        "[providers.kept]\nkind = \"openai\"\nbase_url = \"http://{kept}/v1\"\nkeys = [\"ok\"]\n\
+         [providers.closing]\nkind = \"openai\"\nbase_url = \"http://{closing}/v1\"\nkeys = [\"ok\"]\n\
+         [models.kept]\nroutes = [{{ provider = \"kept\" }}]\n\
+         [models.closing]\nroutes = [{{ provider = \"closing\" }}]\n"
+    );
+    let gw = Gateway::start(&config(mock.addr, &extra));
+    let mut c = gw.client();
+    for model in ["kept", "closing", "kept", "closing"] {
+        let r = c
+            .post_json(
+                "/v1/chat/completions",
+                &[("authorization", &bearer(KEY))],
+                &json!({"model": model, "messages":[{"role":"user","content":"hi"}]}),
+            )
+            .await;
+        assert_eq!(r.status, 200, "{model}: {}", r.text());
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    assert_eq!(
+        kept_accepts.load(Ordering::SeqCst),
+        1,
+        "the idle connection is reused"
+    );
+    assert_eq!(
+        closing_accepts.load(Ordering::SeqCst),
+        2,
+        "a closed one is not"
+    );
+    let failovers = gw.metrics().await.sum("ezrouter_failovers_total", &[]);
+    assert_eq!(failovers, 0.0, "no attempt failed on a dead connection");
 }

@@ -12,13 +12,13 @@ use ezrouter_protocol::{
     response_translator, stream_error_event, translate_request, upstream_error, ApiError, Dialect,
     ErrorKind, ResponseContext, Target, Usage,
 };
-use pingora_core::connectors::TransportConnector;
 use pingora_core::protocols::http::ServerSession as Session;
 use pingora_core::upstreams::peer::HttpPeer;
 use tokio::time::{sleep_until, Instant};
 
 use super::respond;
 use crate::snapshot::{Model, Route};
+use crate::upstream::connections::Connections;
 use crate::upstream::h1::{self, H1Error};
 use crate::upstream::pool::{self, AcquireError, KeyState};
 use crate::upstream::Provider;
@@ -104,7 +104,7 @@ fn rank(err: &ApiError) -> u8 {
 }
 
 pub async fn run(
-    connector: &TransportConnector,
+    conns: &Connections,
     session: &mut Session,
     req: &Request<'_>,
     client: &Arc<str>,
@@ -174,7 +174,7 @@ pub async fn run(
             };
             attempts += 1;
             let key = permit.key().clone();
-            match attempt(connector, session, provider, &key, &prepared, deadline).await {
+            match attempt(conns, session, provider, &key, &prepared, deadline).await {
                 Attempt::Done { status, usage } => {
                     key.succeeded();
                     key.add_tokens(usage.total());
@@ -512,7 +512,7 @@ fn go_duration(text: &str) -> Option<Duration> {
 }
 
 async fn attempt(
-    connector: &TransportConnector,
+    conns: &Connections,
     session: &mut Session,
     provider: &Provider,
     key: &KeyState,
@@ -520,7 +520,7 @@ async fn attempt(
     deadline: Instant,
 ) -> Attempt {
     let peer = provider.peer.load_full();
-    let mut stream = match h1::connect(connector, &peer).await {
+    let mut stream = match h1::connect(conns, &peer).await {
         Ok(stream) => stream,
         Err(e) => {
             return Attempt::Retry(transport_error(provider, &e, "to connect"), Cause::Failure)
@@ -557,7 +557,7 @@ async fn attempt(
         let hint = retry_hint(|name| up.header(name));
         let body = read_small_body(&mut up, provider.timeouts.idle).await;
         let mut err = upstream_error(provider.dialect, status, &body);
-        up.release(connector, &peer);
+        up.release(conns, &peer).await;
         return match status {
             429 => {
                 err.retry_after = err.retry_after.or(hint.map(|d| d.as_secs().max(1)));
@@ -578,7 +578,7 @@ async fn attempt(
             _ => Attempt::Fail(err),
         };
     }
-    relay(connector, session, provider, &peer, up, p, deadline).await
+    relay(conns, session, provider, &peer, up, p, deadline).await
 }
 
 /// Reads a small upstream body (an error, a token count), bounded at 64 KiB.
@@ -596,7 +596,7 @@ async fn read_small_body(up: &mut h1::Response, idle: Duration) -> Vec<u8> {
 
 /// Streams a 2xx upstream body to the client through the response translator.
 async fn relay(
-    connector: &TransportConnector,
+    conns: &Connections,
     session: &mut Session,
     provider: &Provider,
     peer: &HttpPeer,
@@ -605,7 +605,7 @@ async fn relay(
     deadline: Instant,
 ) -> Attempt {
     if p.gemini_count {
-        return relay_gemini_count(connector, session, provider, peer, up).await;
+        return relay_gemini_count(conns, session, provider, peer, up).await;
     }
     let idle = provider.timeouts.idle;
     let mut tr = response_translator(p.ctx.clone());
@@ -706,7 +706,7 @@ async fn relay(
         }
     }
     let finished = tr.finish(&mut out);
-    up.release(connector, peer);
+    up.release(conns, peer).await;
     if stream {
         let _ = session.write_response_body(Bytes::from(out), true).await;
         return Attempt::Done {
@@ -728,14 +728,14 @@ async fn relay(
 
 /// Gemini `{"totalTokens": N}` -> Anthropic `{"input_tokens": N}`.
 async fn relay_gemini_count(
-    connector: &TransportConnector,
+    conns: &Connections,
     session: &mut Session,
     provider: &Provider,
     peer: &HttpPeer,
     mut up: h1::Response,
 ) -> Attempt {
     let body = read_small_body(&mut up, provider.timeouts.idle).await;
-    up.release(connector, peer);
+    up.release(conns, peer).await;
     #[derive(serde::Deserialize)]
     #[serde(rename_all = "camelCase")]
     struct Count {

@@ -20,26 +20,22 @@ use ezrouter_plugins::{run_on_body, run_on_complete, run_on_request, Outcome, Re
 use ezrouter_protocol::probe::{probe, Operation, Probe};
 use ezrouter_protocol::{ApiError, Dialect, ErrorKind, Usage};
 use pingora_core::apps::{HttpPersistentSettings, HttpServerApp, ReusedHttpStream};
-use pingora_core::connectors::{ConnectorOptions, TransportConnector};
 use pingora_core::protocols::http::ServerSession as Session;
 use pingora_core::server::ShutdownWatch;
 
 use crate::metrics;
 use crate::snapshot::{Model, Snapshot};
+use crate::upstream::connections::Connections;
 use routes::Endpoint;
 
 pub struct Gateway {
     live: Arc<ArcSwap<Snapshot>>,
-    connector: TransportConnector,
+    conns: Arc<Connections>,
 }
 
 impl Gateway {
-    pub fn new(live: Arc<ArcSwap<Snapshot>>) -> Self {
-        let pool = live.load().server.upstream_keepalive;
-        Gateway {
-            live,
-            connector: TransportConnector::new(Some(ConnectorOptions::new(pool))),
-        }
+    pub fn new(live: Arc<ArcSwap<Snapshot>>, conns: Arc<Connections>) -> Self {
+        Gateway { live, conns }
     }
 }
 
@@ -336,7 +332,7 @@ impl Gateway {
                             .as_ref()
                             .map_or_else(|| Arc::from(""), |c| c.id.clone());
                         let served = exchange::run(
-                            &self.connector,
+                            &self.conns,
                             session,
                             &request,
                             &client,

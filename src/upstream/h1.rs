@@ -1,4 +1,4 @@
-//! The upstream leg's HTTP/1.1 client, on connections from Pingora's `TransportConnector`.
+//! The upstream leg's HTTP/1.1 client, on connections from `Connections`.
 //!
 //! Pingora's own client session (`connectors::http`) is not used because of what it costs per
 //! exchange: a 64 KiB body buffer allocated for every response and held for a stream's whole
@@ -12,10 +12,11 @@ use std::io;
 use std::time::Duration;
 
 use bytes::{Buf, Bytes, BytesMut};
-use pingora_core::connectors::TransportConnector;
 use pingora_core::protocols::Stream;
-use pingora_core::upstreams::peer::{HttpPeer, Peer};
+use pingora_core::upstreams::peer::HttpPeer;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use super::connections::Connections;
 
 /// First size of a response's read buffer: an SSE event or a short answer. An idle stream holds
 /// this much, so it is small; reads that fill it double it (up to `MAX_READ`) for large bodies.
@@ -46,13 +47,13 @@ pub enum H1Error {
 }
 
 /// A pooled connection to `peer` if one is idle, a new one otherwise.
-pub async fn connect(connector: &TransportConnector, peer: &HttpPeer) -> Result<Stream, H1Error> {
-    if let Some(stream) = connector.reused_stream(peer).await {
+pub async fn connect(conns: &Connections, peer: &HttpPeer) -> Result<Stream, H1Error> {
+    if let Some(stream) = conns.take(peer).await {
         return Ok(stream);
     }
     // Boxed: connecting (TCP and TLS handshakes) is an 8 KiB state machine that would otherwise
     // be part of every request's future for the whole life of its stream.
-    match Box::pin(connector.new_stream(peer)).await {
+    match Box::pin(conns.open(peer)).await {
         Ok(stream) => Ok(stream),
         Err(e) if e.etype() == &pingora_error::ErrorType::ConnectTimedout => Err(H1Error::Timeout),
         Err(e) => Err(H1Error::Connect(e.etype().as_str())),
@@ -400,9 +401,9 @@ impl Response {
     }
 
     /// Hands the connection back to the pool when the exchange left it clean; closes it otherwise.
-    pub fn release(self, connector: &TransportConnector, peer: &HttpPeer) {
+    pub async fn release(self, conns: &Connections, peer: &HttpPeer) {
         if self.done() && self.keep_alive && self.buf.is_empty() {
-            connector.release_stream(self.stream, peer.reuse_hash(), peer.options.idle_timeout);
+            conns.release(self.stream, peer).await;
         }
     }
 }

@@ -1,6 +1,7 @@
 //! Upstream providers as the gateway uses them: resolved peers, prebuilt headers, timeouts.
 //! Built once per config snapshot, so no request re-parses a URL or re-formats a key.
 
+pub mod connections;
 pub mod h1;
 pub mod pool;
 pub mod url;
