@@ -192,11 +192,13 @@ impl ResponseTranslator for Passthrough {
     }
 }
 
-// Searchers for the keys the observer looks for in every OpenAI chunk, built once.
-static FINISH_REASON: LazyLock<memmem::FinderRev<'static>> =
-    LazyLock::new(|| memmem::FinderRev::new(b"\"finish_reason\":"));
-static USAGE: LazyLock<memmem::FinderRev<'static>> =
-    LazyLock::new(|| memmem::FinderRev::new(b"\"usage\":"));
+// Searchers for the keys the observer looks for in every OpenAI chunk, built once. Forward
+// searchers, even for a key's last occurrence: they scan with SIMD, while a reverse search is
+// byte by byte (it was a quarter of a pass-through stream's instructions).
+static FINISH_REASON: LazyLock<memmem::Finder<'static>> =
+    LazyLock::new(|| memmem::Finder::new(b"\"finish_reason\":"));
+static USAGE: LazyLock<memmem::Finder<'static>> =
+    LazyLock::new(|| memmem::Finder::new(b"\"usage\":"));
 static CHOICES: LazyLock<memmem::Finder<'static>> =
     LazyLock::new(|| memmem::Finder::new(b"\"choices\""));
 static ERROR: LazyLock<memmem::Finder<'static>> =
@@ -204,7 +206,8 @@ static ERROR: LazyLock<memmem::Finder<'static>> =
 
 /// The text after the last occurrence of a key in `json`, leading spaces skipped (`"k": v` and
 /// `"k":v` alike). Keys are ASCII, so the cut is on a char boundary.
-fn value_after<'a>(json: &'a str, key: &memmem::FinderRev<'_>) -> Option<&'a str> {
-    key.rfind(json.as_bytes())
+fn value_after<'a>(json: &'a str, key: &memmem::Finder<'_>) -> Option<&'a str> {
+    key.find_iter(json.as_bytes())
+        .last()
         .map(|at| json[at + key.needle().len()..].trim_start())
 }
