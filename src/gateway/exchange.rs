@@ -2,6 +2,7 @@
 //! while nothing has reached the client, then the response streamed through its translator chunk
 //! by chunk as it arrives. The client going away aborts the upstream at once.
 
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -14,7 +15,7 @@ use ezrouter_protocol::{
 };
 use pingora_core::protocols::http::ServerSession as Session;
 use pingora_core::upstreams::peer::HttpPeer;
-use tokio::time::{sleep_until, Instant};
+use tokio::time::{sleep_until, Instant, Sleep};
 
 use super::respond;
 use crate::snapshot::{Model, Route};
@@ -537,12 +538,20 @@ async fn attempt(
             Cause::Failure,
         );
     }
+    // One timer for the whole attempt, armed for the nearest limit and moved later as the
+    // exchange goes on: tokio wakes its driver for each timer that becomes its earliest, so a
+    // timer per limit would cost a wake-up each per request.
+    let timer = sleep_until((Instant::now() + provider.timeouts.ttfb).min(deadline));
+    tokio::pin!(timer);
     let headed = tokio::select! {
         biased;
-        r = h1::Response::read(stream, provider.timeouts.ttfb) => r,
+        r = h1::Response::read(stream) => r,
         _ = client_gone(session) => return Attempt::ClientGone { usage: Usage::default() },
-        _ = sleep_until(deadline) => return Attempt::Retry(deadline_error(provider), Cause::Failure),
+        _ = &mut timer => Err(H1Error::Timeout),
     };
+    if matches!(headed, Err(H1Error::Timeout)) && Instant::now() >= deadline {
+        return Attempt::Retry(deadline_error(provider), Cause::Failure);
+    }
     let mut up = match headed {
         Ok(up) => up,
         Err(e) => {
@@ -578,7 +587,7 @@ async fn attempt(
             _ => Attempt::Fail(err),
         };
     }
-    relay(conns, session, provider, &peer, up, p, deadline).await
+    relay(conns, session, provider, &peer, up, p, deadline, timer).await
 }
 
 /// Reads a small upstream body (an error, a token count), bounded at 64 KiB.
@@ -595,6 +604,7 @@ async fn read_small_body(up: &mut h1::Response, idle: Duration) -> Vec<u8> {
 }
 
 /// Streams a 2xx upstream body to the client through the response translator.
+#[allow(clippy::too_many_arguments)]
 async fn relay(
     conns: &Connections,
     session: &mut Session,
@@ -603,6 +613,7 @@ async fn relay(
     mut up: h1::Response,
     p: &Prepared<'_>,
     deadline: Instant,
+    mut timer: Pin<&mut Sleep>,
 ) -> Attempt {
     if p.gemini_count {
         return relay_gemini_count(conns, session, provider, peer, up).await;
@@ -616,28 +627,30 @@ async fn relay(
     let mut head_sent = !stream;
     // Sized by the last burst and handed to the client without a copy.
     let mut out = Vec::new();
-    // One timer for the whole body, registered the first time the upstream makes us wait.
-    let total = sleep_until(deadline);
-    tokio::pin!(total);
-    // One idle timer too, re-armed only when it fires before the current wait is `idle` old: a
-    // timer per wait would register and cancel one for every upstream event.
-    let idle_timer = sleep_until(Instant::now() + idle);
-    tokio::pin!(idle_timer);
+    // The attempt's timer now bounds each wait for the upstream (`idle`) and the whole body
+    // (`deadline`). It is re-armed when it fires before the current wait is `idle` old, not
+    // for every event.
+    let due = |waiting_since: Instant| (waiting_since + idle).min(deadline);
+    if timer.deadline() > due(Instant::now()) {
+        timer.as_mut().reset(due(Instant::now()));
+    }
     loop {
         let waiting_since = Instant::now();
         let next = tokio::select! {
             biased;
             r = up.read_body_unbounded() => r.map_err(|e| transport_error(provider, &e, "mid-response")),
             _ = client_gone(session) => return Attempt::ClientGone { usage: tr.usage() },
-            _ = &mut idle_timer => {
-                let due = waiting_since + idle;
-                if Instant::now() < due {
-                    idle_timer.as_mut().reset(due);
+            _ = &mut timer => {
+                let now = Instant::now();
+                if now >= deadline {
+                    Err(deadline_error(provider))
+                } else if now >= waiting_since + idle {
+                    Err(transport_error(provider, &H1Error::Timeout, "mid-response"))
+                } else {
+                    timer.as_mut().reset(due(waiting_since));
                     continue;
                 }
-                Err(transport_error(provider, &H1Error::Timeout, "mid-response"))
             }
-            _ = &mut total => Err(deadline_error(provider)),
         };
         // Take whatever else has already arrived too, so that one write carries it all (as
         // Pingora's own proxy loop does): one syscall per burst, not per upstream chunk.

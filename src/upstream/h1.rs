@@ -142,8 +142,8 @@ pub struct Response {
 }
 
 impl Response {
-    /// Reads the response head (skipping `1xx` interim answers) within `timeout`.
-    pub async fn read(stream: Stream, timeout: Duration) -> Result<Response, H1Error> {
+    /// Reads the response head (skipping `1xx` interim answers). The caller bounds the wait.
+    pub async fn read(stream: Stream) -> Result<Response, H1Error> {
         let mut resp = Response {
             stream,
             buf: BytesMut::with_capacity(READ_BUF),
@@ -153,24 +153,20 @@ impl Response {
             keep_alive: false,
             read_size: READ_BUF,
         };
-        let read_head = async {
-            loop {
-                if let Some(done) = resp.parse_head()? {
-                    if done {
-                        return Ok(());
-                    }
-                    continue; // an interim 1xx: the real head follows
+        loop {
+            if let Some(done) = resp.parse_head()? {
+                if done {
+                    return Ok(resp);
                 }
-                if resp.buf.len() >= MAX_HEAD {
-                    return Err(H1Error::Malformed("response head too large"));
-                }
-                if resp.fill_now().await? == 0 {
-                    return Err(H1Error::Closed);
-                }
+                continue; // an interim 1xx: the real head follows
             }
-        };
-        within(timeout, read_head).await??;
-        Ok(resp)
+            if resp.buf.len() >= MAX_HEAD {
+                return Err(H1Error::Malformed("response head too large"));
+            }
+            if resp.fill_now().await? == 0 {
+                return Err(H1Error::Closed);
+            }
+        }
     }
 
     pub fn status(&self) -> u16 {
@@ -445,9 +441,7 @@ mod tests {
         });
         let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
         let stream: Stream = Box::new(pingora_core::protocols::l4::stream::Stream::from(tcp));
-        let resp = Response::read(stream, Duration::from_secs(5))
-            .await
-            .unwrap();
+        let resp = Response::read(stream).await.unwrap();
         (resp, server)
     }
 
@@ -549,9 +543,7 @@ mod tests {
         });
         let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
         let stream: Stream = Box::new(pingora_core::protocols::l4::stream::Stream::from(tcp));
-        let mut resp = Response::read(stream, Duration::from_secs(5))
-            .await
-            .unwrap();
+        let mut resp = Response::read(stream).await.unwrap();
         let idle = Duration::from_millis(50);
         assert_eq!(&resp.read_body(idle).await.unwrap().unwrap()[..], b"ab");
         assert!(matches!(resp.read_body(idle).await, Err(H1Error::Timeout)));
