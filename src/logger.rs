@@ -8,6 +8,7 @@
 //! it at once. `flush` writes whatever is left, for the end of the process.
 //! Level from `EZROUTER_LOG` (`error`, `warn`, `info`, `debug`, `trace`; default `info`).
 
+use std::cell::RefCell;
 use std::io::Write;
 use std::sync::{Mutex, OnceLock};
 use std::thread::Thread;
@@ -52,18 +53,28 @@ impl Log for Background {
 
     fn log(&self, record: &Record) {
         if self.enabled(record.metadata()) {
-            // Formatted before taking the lock: an argument whose `Display` logs would otherwise
-            // deadlock on it.
-            let line = format!(
-                "{:<5} {}: {}\n",
-                record.level(),
-                record.target(),
-                record.args()
-            );
-            self.pending
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .extend_from_slice(line.as_bytes());
+            // Formatted before taking the lock (an argument whose `Display` logs would otherwise
+            // deadlock on it), into a per-thread buffer that is reused: no allocation per line.
+            // A line logged while formatting another takes a fresh buffer instead.
+            thread_local!(static LINE: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) });
+            let append = |line: &mut Vec<u8>| {
+                line.clear();
+                let _ = writeln!(
+                    line,
+                    "{:<5} {}: {}",
+                    record.level(),
+                    record.target(),
+                    record.args()
+                );
+                self.pending
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .extend_from_slice(line);
+            };
+            LINE.with(|cell| match cell.try_borrow_mut() {
+                Ok(mut line) => append(&mut line),
+                Err(_) => append(&mut Vec::new()),
+            });
             if record.level() <= Level::Warn {
                 if let Some(writer) = self.writer.get() {
                     writer.unpark();
@@ -135,5 +146,37 @@ mod tests {
         logger.write_pending(&mut spare);
         assert!(logger.pending.lock().unwrap().is_empty());
         assert_eq!(spare, b"INFO  ezrouter::usage: key=bench\n");
+    }
+
+    /// A value whose `Display` logs (Pingora's errors can) neither deadlocks nor loses a line.
+    #[test]
+    fn a_line_logged_while_formatting_another_is_kept() {
+        struct Logs<'a>(&'a Background);
+        impl std::fmt::Display for Logs<'_> {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                self.0.log(
+                    &Record::builder()
+                        .level(Level::Info)
+                        .args(format_args!("inner"))
+                        .build(),
+                );
+                f.write_str("outer")
+            }
+        }
+        let logger = Background {
+            pending: Mutex::new(Vec::new()),
+            writer: OnceLock::new(),
+        };
+        log::set_max_level(LevelFilter::Info);
+        logger.log(
+            &Record::builder()
+                .level(Level::Info)
+                .args(format_args!("{}", Logs(&logger)))
+                .build(),
+        );
+        assert_eq!(
+            String::from_utf8(logger.pending.lock().unwrap().clone()).unwrap(),
+            "INFO  : inner\nINFO  : outer\n"
+        );
     }
 }
