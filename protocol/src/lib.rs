@@ -43,3 +43,13 @@ impl Dialect {
         }
     }
 }
+
+/// UTF-8 validation with SIMD: every request body, upstream body and SSE event is validated once,
+/// and the standard library's check goes byte by byte through non-ASCII text. On failure, the
+/// standard library's error, which says where.
+pub(crate) fn utf8(bytes: &[u8]) -> Result<&str, std::str::Utf8Error> {
+    match simdutf8::basic::from_utf8(bytes) {
+        Ok(text) => Ok(text),
+        Err(_) => std::str::from_utf8(bytes),
+    }
+}

@@ -76,8 +76,8 @@ fn syntax_error(e: serde_json::Error) -> ApiError {
 
 /// Reads the routing fields of `body`, checking the required ones for `op`.
 pub fn probe(op: Operation, body: &[u8]) -> Result<Probe<'_>, ApiError> {
-    let text = std::str::from_utf8(body)
-        .map_err(|_| ApiError::invalid("request body is not valid UTF-8"))?;
+    let text =
+        crate::utf8(body).map_err(|_| ApiError::invalid("request body is not valid UTF-8"))?;
     if !text.trim_start().starts_with('{') {
         return Err(ApiError::invalid("request body must be a JSON object"));
     }

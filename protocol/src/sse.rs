@@ -168,7 +168,7 @@ impl SseParser {
         let lines = std::mem::take(&mut self.data_lines);
         let range = self.data_range.take();
         let event = std::mem::take(&mut self.event);
-        let event = match std::str::from_utf8(&self.buf[event.0..event.1]) {
+        let event = match crate::utf8(&self.buf[event.0..event.1]) {
             Ok(s) => s,
             Err(_) => {
                 self.scratch_event = String::from_utf8_lossy(&self.buf[event.0..event.1]).into();
@@ -180,7 +180,7 @@ impl SseParser {
             (1, Some((x, y))) => Some(&self.buf[x..y]),
             _ => Some(&self.data),
         };
-        let data = bytes.map(|b| match std::str::from_utf8(b) {
+        let data = bytes.map(|b| match crate::utf8(b) {
             Ok(s) => s,
             Err(_) => {
                 self.scratch = String::from_utf8_lossy(b).into_owned();

@@ -462,7 +462,7 @@ impl<D: Decoder + Send, E: Encoder + Send> ResponseTranslator for Pipeline<D, E>
         } else {
             let body = std::mem::take(&mut self.body);
             // Validated once here, so the parser need not check every string it borrows.
-            let body = std::str::from_utf8(&body).map_err(|e| openai_in::invalid_body(&e))?;
+            let body = crate::utf8(&body).map_err(|e| openai_in::invalid_body(&e))?;
             self.dec.json(body, &mut self.sh, out)?;
         }
         if !self.sh.done {
