@@ -521,8 +521,8 @@ async fn attempt(
     deadline: Instant,
 ) -> Attempt {
     let peer = provider.peer.load_full();
-    let mut stream = match h1::connect(conns, &peer).await {
-        Ok(stream) => stream,
+    let mut conn = match h1::connect(conns, &peer).await {
+        Ok(conn) => conn,
         Err(e) => {
             return Attempt::Retry(transport_error(provider, &e, "to connect"), Cause::Failure)
         }
@@ -532,7 +532,7 @@ async fn attempt(
         .options
         .write_timeout
         .unwrap_or(provider.timeouts.connect);
-    if let Err(e) = h1::send(&mut stream, head, &p.body, write_limit).await {
+    if let Err(e) = h1::send(&mut conn.stream, head, &p.body, write_limit).await {
         return Attempt::Retry(
             transport_error(provider, &e, "while sending the request"),
             Cause::Failure,
@@ -545,7 +545,7 @@ async fn attempt(
     tokio::pin!(timer);
     let headed = tokio::select! {
         biased;
-        r = h1::Response::read(stream) => r,
+        r = h1::Response::read(conn) => r,
         _ = client_gone(session) => return Attempt::ClientGone { usage: Usage::default() },
         _ = &mut timer => Err(H1Error::Timeout),
     };

@@ -20,6 +20,15 @@ use pingora_core::protocols::Stream;
 use pingora_core::upstreams::peer::{HttpPeer, Peer};
 use tokio::io::{AsyncRead, ReadBuf};
 
+/// An upstream connection and what its last exchange learned.
+pub struct Conn {
+    pub stream: Stream,
+    /// The read size the connection's last response grew to (0: none yet). The next response
+    /// starts there, so a provider that answers in bursts is read in one syscall, not in a
+    /// doubling series from the small size an idle stream holds.
+    pub read_hint: usize,
+}
+
 /// Opens upstream connections and keeps the idle ones, up to a total.
 pub struct Connections {
     connector: TransportConnector,
@@ -35,7 +44,7 @@ struct Idle {
 }
 
 struct Parked {
-    stream: Stream,
+    conn: Conn,
     /// Released time plus the peer's `idle_timeout`; `None`: kept until taken or over the cap.
     expires: Option<Instant>,
 }
@@ -52,7 +61,7 @@ impl Connections {
     }
 
     /// The most recently released connection to `peer` that is still open, if any.
-    pub async fn take(&self, peer: &HttpPeer) -> Option<Stream> {
+    pub async fn take(&self, peer: &HttpPeer) -> Option<Conn> {
         let key = peer.reuse_hash();
         loop {
             let (mut parked, expired) = {
@@ -71,21 +80,25 @@ impl Connections {
             if !expired.is_empty() {
                 return None; // `parked` and `expired` close here, outside the lock
             }
-            if is_quiet(&mut parked.stream).await {
-                return Some(parked.stream);
+            if is_quiet(&mut parked.conn.stream).await {
+                return Some(parked.conn);
             }
         }
     }
 
     /// A new connection to `peer`.
-    pub async fn open(&self, peer: &HttpPeer) -> pingora_error::Result<Stream> {
-        self.connector.new_stream(peer).await
+    pub async fn open(&self, peer: &HttpPeer) -> pingora_error::Result<Conn> {
+        let stream = self.connector.new_stream(peer).await?;
+        Ok(Conn {
+            stream,
+            read_hint: 0,
+        })
     }
 
-    /// Keeps `stream`, whose last exchange with `peer` ended cleanly, for reuse.
-    pub async fn release(&self, mut stream: Stream, peer: &HttpPeer) {
+    /// Keeps `conn`, whose last exchange with `peer` ended cleanly, for reuse.
+    pub async fn release(&self, mut conn: Conn, peer: &HttpPeer) {
         // An upstream that already sent more (or closed) is not idle.
-        if !is_quiet(&mut stream).await {
+        if !is_quiet(&mut conn.stream).await {
             return;
         }
         let key = peer.reuse_hash();
@@ -98,7 +111,7 @@ impl Connections {
             }
             let list = idle.by_peer.entry(key).or_default();
             let expired = drain_expired(list, now);
-            list.push(Parked { stream, expires });
+            list.push(Parked { conn, expires });
             idle.count = idle.count + 1 - expired.len();
             expired
         };
@@ -178,14 +191,16 @@ mod tests {
         let (peer, listener) = upstream().await;
         let conns = Connections::new(8);
         assert!(conns.take(&peer).await.is_none());
-        let stream = conns.open(&peer).await.unwrap();
+        let mut conn = conns.open(&peer).await.unwrap();
         let (mut server, _) = listener.accept().await.unwrap();
-        conns.release(stream, &peer).await;
+        conn.read_hint = 4096;
+        conns.release(conn, &peer).await;
         assert_eq!(conns.idle_count(), 1);
-        let mut stream = conns.take(&peer).await.expect("the idle connection");
+        let mut conn = conns.take(&peer).await.expect("the idle connection");
         assert_eq!(conns.idle_count(), 0);
+        assert_eq!(conn.read_hint, 4096, "what it learned comes back with it");
         // It is the same connection: what is written arrives at the accepted socket.
-        stream.write_all(b"ping").await.unwrap();
+        conn.stream.write_all(b"ping").await.unwrap();
         let mut got = [0u8; 4];
         server.read_exact(&mut got).await.unwrap();
         assert_eq!(&got, b"ping");

@@ -16,7 +16,7 @@ use pingora_core::protocols::Stream;
 use pingora_core::upstreams::peer::HttpPeer;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use super::connections::Connections;
+use super::connections::{Conn, Connections};
 
 /// First size of a response's read buffer: an SSE event or a short answer. An idle stream holds
 /// this much, so it is small; reads that fill it double it (up to `MAX_READ`) for large bodies.
@@ -47,14 +47,14 @@ pub enum H1Error {
 }
 
 /// A pooled connection to `peer` if one is idle, a new one otherwise.
-pub async fn connect(conns: &Connections, peer: &HttpPeer) -> Result<Stream, H1Error> {
-    if let Some(stream) = conns.take(peer).await {
-        return Ok(stream);
+pub async fn connect(conns: &Connections, peer: &HttpPeer) -> Result<Conn, H1Error> {
+    if let Some(conn) = conns.take(peer).await {
+        return Ok(conn);
     }
     // Boxed: connecting (TCP and TLS handshakes) is an 8 KiB state machine that would otherwise
     // be part of every request's future for the whole life of its stream.
     match Box::pin(conns.open(peer)).await {
-        Ok(stream) => Ok(stream),
+        Ok(conn) => Ok(conn),
         Err(e) if e.etype() == &pingora_error::ErrorType::ConnectTimedout => Err(H1Error::Timeout),
         Err(e) => Err(H1Error::Connect(e.etype().as_str())),
     }
@@ -143,15 +143,16 @@ pub struct Response {
 
 impl Response {
     /// Reads the response head (skipping `1xx` interim answers). The caller bounds the wait.
-    pub async fn read(stream: Stream) -> Result<Response, H1Error> {
+    pub async fn read(conn: Conn) -> Result<Response, H1Error> {
+        let read_size = conn.read_hint.clamp(READ_BUF, MAX_READ);
         let mut resp = Response {
-            stream,
-            buf: BytesMut::with_capacity(READ_BUF),
+            stream: conn.stream,
+            buf: BytesMut::with_capacity(read_size),
             head: Bytes::new(),
             status: 0,
             framing: Framing::Done,
             keep_alive: false,
-            read_size: READ_BUF,
+            read_size,
         };
         loop {
             if let Some(done) = resp.parse_head()? {
@@ -313,7 +314,10 @@ impl Response {
     /// Reads whatever the socket has into the buffer (waiting for at least one byte).
     async fn fill_now(&mut self) -> io::Result<usize> {
         let spare = self.buf.capacity() - self.buf.len();
-        if spare < self.read_size / 2 || self.buf.is_empty() {
+        if self.buf.is_empty() && spare > 2 * self.read_size {
+            // Shrunk back after a burst: the large buffer goes with the last piece cut from it.
+            self.buf = BytesMut::with_capacity(self.read_size);
+        } else if spare < self.read_size / 2 || self.buf.is_empty() {
             // Back to the buffer's start once the pieces handed out earlier have been dropped
             // (no copy, and a no-op while there is room): a long stream keeps touching one page.
             self.buf.reserve(self.read_size);
@@ -322,6 +326,9 @@ impl Response {
         let n = self.stream.read_buf(&mut self.buf).await?;
         if n == room {
             self.read_size = (self.read_size * 2).min(MAX_READ);
+        } else if n < READ_BUF {
+            // A trickle, an event at a time: back to the small buffer a held stream should have.
+            self.read_size = READ_BUF;
         }
         Ok(n)
     }
@@ -399,7 +406,11 @@ impl Response {
     /// Hands the connection back to the pool when the exchange left it clean; closes it otherwise.
     pub async fn release(self, conns: &Connections, peer: &HttpPeer) {
         if self.done() && self.keep_alive && self.buf.is_empty() {
-            conns.release(self.stream, peer).await;
+            let conn = Conn {
+                stream: self.stream,
+                read_hint: self.read_size,
+            };
+            conns.release(conn, peer).await;
         }
     }
 }
@@ -429,6 +440,13 @@ mod tests {
 
     /// A response over a real socket pair, written by `server` in the given pieces.
     async fn exchange(pieces: Vec<&'static [u8]>) -> (Response, tokio::task::JoinHandle<()>) {
+        exchange_with_hint(pieces, 0).await
+    }
+
+    async fn exchange_with_hint(
+        pieces: Vec<&'static [u8]>,
+        read_hint: usize,
+    ) -> (Response, tokio::task::JoinHandle<()>) {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let server = tokio::spawn(async move {
@@ -441,7 +459,7 @@ mod tests {
         });
         let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
         let stream: Stream = Box::new(pingora_core::protocols::l4::stream::Stream::from(tcp));
-        let resp = Response::read(stream).await.unwrap();
+        let resp = Response::read(Conn { stream, read_hint }).await.unwrap();
         (resp, server)
     }
 
@@ -500,6 +518,43 @@ mod tests {
         assert_eq!(resp.read_size, MAX_READ);
     }
 
+    /// A connection whose last response grew the reads starts the next one there, and a stream
+    /// that then trickles goes back to the small buffer.
+    #[tokio::test]
+    async fn the_read_hint_starts_large_and_a_trickle_shrinks_it() {
+        static BURST: std::sync::LazyLock<Vec<u8>> = std::sync::LazyLock::new(|| {
+            let mut v = b"HTTP/1.1 200 OK\r\nContent-Length: 12000\r\n\r\n".to_vec();
+            v.extend((0..12_000).map(|i| b'a' + (i % 26) as u8));
+            v
+        });
+        let (mut resp, _s) = exchange_with_hint(vec![&BURST[..]], 16 * 1024).await;
+        let piece = resp
+            .read_body(Duration::from_secs(5))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            piece.len(),
+            12_000,
+            "the head and the whole body in one read"
+        );
+
+        let (mut resp, _s) = exchange_with_hint(
+            vec![
+                b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n",
+                b"event one\n",
+            ],
+            16 * 1024,
+        )
+        .await;
+        assert_eq!(body(&mut resp).await.unwrap(), b"event one\n");
+        assert_eq!(resp.read_size, READ_BUF);
+        assert!(
+            resp.buf.capacity() <= 2 * READ_BUF,
+            "the large buffer was let go"
+        );
+    }
+
     #[tokio::test]
     async fn close_delimited_body_and_connection_close() {
         let (mut resp, _s) = exchange(vec![b"HTTP/1.1 200 OK\r\n\r\nuntil ", b"close"]).await;
@@ -543,7 +598,12 @@ mod tests {
         });
         let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
         let stream: Stream = Box::new(pingora_core::protocols::l4::stream::Stream::from(tcp));
-        let mut resp = Response::read(stream).await.unwrap();
+        let mut resp = Response::read(Conn {
+            stream,
+            read_hint: 0,
+        })
+        .await
+        .unwrap();
         let idle = Duration::from_millis(50);
         assert_eq!(&resp.read_body(idle).await.unwrap().unwrap()[..], b"ab");
         assert!(matches!(resp.read_body(idle).await, Err(H1Error::Timeout)));
