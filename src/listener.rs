@@ -22,8 +22,8 @@ use pingora_core::services::Service;
 use crate::gateway::{stopped, Gateway};
 
 mod conn;
-pub use conn::gather_head_with_body;
 use conn::ClientConn;
+pub use conn::{gather_head_with_body, gather_to_end_of_body};
 
 /// Pingora's own listeners use the same deep backlog: a burst of thousands of connects is queued,
 /// not refused or left to SYN retries (the kernel caps it at `somaxconn`).

@@ -749,3 +749,36 @@ async fn idle_upstream_connections_are_reused_unless_the_upstream_closed_them() 
     let failovers = gw.metrics().await.sum("ezrouter_failovers_total", &[]);
     assert_eq!(failovers, 0.0, "no attempt failed on a dead connection");
 }
+
+/// A stream for an HTTP/1.0 client has no chunked framing: it ends when the connection closes,
+/// and all of it arrives (the gateway's "last write with its end" applies to chunked bodies only).
+#[tokio::test]
+async fn an_http_1_0_client_gets_the_whole_stream_then_the_close() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mock = common::mock().await;
+    let gw = Gateway::start(&config(mock.addr, ""));
+    let body = json!({"model":"gpt","stream":true,"messages":[{"role":"user","content":"hi"}]})
+        .to_string();
+    let mut sock = tokio::net::TcpStream::connect(gw.addr).await.unwrap();
+    let head = format!(
+        "POST /v1/chat/completions HTTP/1.0\r\nhost: gw\r\nauthorization: {}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n",
+        bearer(KEY),
+        body.len()
+    );
+    sock.write_all(head.as_bytes()).await.unwrap();
+    sock.write_all(body.as_bytes()).await.unwrap();
+    let mut got = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), sock.read_to_end(&mut got))
+        .await
+        .expect("the gateway closes the connection at the end of the body")
+        .unwrap();
+    let text = String::from_utf8_lossy(&got);
+    assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+    assert!(
+        !text
+            .to_ascii_lowercase()
+            .contains("transfer-encoding: chunked"),
+        "{text}"
+    );
+    assert!(text.trim_end().ends_with("data: [DONE]"), "{text}");
+}

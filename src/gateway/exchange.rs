@@ -684,8 +684,12 @@ async fn relay(
                 return Attempt::Retry(err, Cause::Failure);
             }
         }
-        if !head_sent && (!out.is_empty() || ended || failed.is_some()) {
-            // A body write follows at once (events, the end, or an error event).
+        // The rest of the body is in hand: it leaves with its end, after the loop.
+        if ended && failed.is_none() {
+            break;
+        }
+        if !head_sent && (!out.is_empty() || failed.is_some()) {
+            // A body write follows at once (events, or an error event).
             crate::listener::gather_head_with_body(session);
             if respond::stream_header(session, tr.content_type())
                 .await
@@ -714,13 +718,23 @@ async fn relay(
                 let _ = session.write_response_body(tail, true).await;
                 return Attempt::Broken { usage: tr.usage() };
             }
-            None if ended => break,
             None => {}
         }
     }
     let finished = tr.finish(&mut out);
     up.release(conns, peer).await;
     if stream {
+        // The last events, the end of the body and the head if still unsent: one write.
+        crate::listener::gather_to_end_of_body(session);
+        if !head_sent {
+            crate::listener::gather_head_with_body(session);
+            if respond::stream_header(session, tr.content_type())
+                .await
+                .is_err()
+            {
+                return Attempt::ClientGone { usage: tr.usage() };
+            }
+        }
         let _ = session.write_response_body(Bytes::from(out), true).await;
         return Attempt::Done {
             status: 200,

@@ -16,8 +16,13 @@ pub async fn stream_header(session: &mut Session, content_type: &str) -> pingora
     h.insert_header(http::header::CONTENT_TYPE, content_type)?;
     h.insert_header(http::header::CACHE_CONTROL, "no-cache")?;
     h.insert_header("x-accel-buffering", "no")?;
-    // Pingora's HTTP/1 writer would otherwise close-delimit the body; HTTP/2 strips this header.
-    h.insert_header(http::header::TRANSFER_ENCODING, "chunked")?;
+    if session.req_header().version == http::Version::HTTP_10 {
+        // An HTTP/1.0 client cannot read chunked framing: its body ends with the connection.
+        session.set_keepalive(None);
+    } else {
+        // Pingora's HTTP/1 writer would otherwise close-delimit the body.
+        h.insert_header(http::header::TRANSFER_ENCODING, "chunked")?;
+    }
     session.write_response_header(Box::new(h)).await
 }
 

@@ -10,7 +10,9 @@
 //! body write, the end of the body), so nothing is held across a wait. One exception, asked
 //! for by the gateway (`gather_head_with_body`): Pingora flushes a head without
 //! `Content-Length` at once, which for a stream whose first events are already in hand would send
-//! the head alone; that one flush is skipped, and the head leaves with the events.
+//! the head alone; that one flush is skipped, and the head leaves with the events. A second,
+//! `gather_to_end_of_body`: when the rest of a chunked body is in hand, its last piece and the
+//! terminating chunk Pingora writes after it (and the head, if still unsent) leave in one write.
 
 use std::io::{self, IoSlice};
 use std::os::fd::AsRawFd;
@@ -32,6 +34,9 @@ use tokio::net::TcpStream;
 /// The largest write that is held back; a larger one is sent at once.
 const HOLD_MAX: usize = 4 * 1024;
 
+/// The terminating chunk of a chunked body, as Pingora writes it (one write of its own).
+const LAST_CHUNK: &[u8] = b"0\r\n\r\n";
+
 #[derive(Debug)]
 pub struct ClientConn {
     tcp: TcpStream,
@@ -39,6 +44,11 @@ pub struct ClientConn {
     held: Vec<u8>,
     /// The next flush keeps `held` for the write that follows it (`gather_head_with_body`).
     hold_over_flush: AtomicBool,
+    /// Every write is held (copied) and flushes wait, until the terminating chunk has been
+    /// written: the first flush after it sends everything (`gather_to_end_of_body`).
+    to_end_of_body: AtomicBool,
+    /// In that mode: the terminating chunk is among the held bytes.
+    body_ended: bool,
 }
 
 /// For a response whose head is about to be written with its first body bytes already in hand:
@@ -53,13 +63,48 @@ pub fn gather_head_with_body(session: &ServerSession) {
     }
 }
 
+/// For a chunked response whose remaining body is in hand and about to be written with its end
+/// (`write_response_body(rest, true)`): Pingora writes the last piece and the terminating chunk
+/// separately, flushing after each; here both, and a head still held, leave in one write.
+pub fn gather_to_end_of_body(session: &ServerSession) {
+    // Only a chunked body has a terminating chunk to wait for (an HTTP/1.0 client's body ends
+    // with the connection instead).
+    if session.req_header().version != http::Version::HTTP_11 {
+        return;
+    }
+    let conn = session
+        .stream()
+        .and_then(|s| s.as_any().downcast_ref::<ClientConn>());
+    if let Some(conn) = conn {
+        conn.to_end_of_body.store(true, Ordering::Relaxed);
+    }
+}
+
 impl ClientConn {
     pub fn new(tcp: TcpStream) -> ClientConn {
         ClientConn {
             tcp,
             held: Vec::new(),
             hold_over_flush: AtomicBool::new(false),
+            to_end_of_body: AtomicBool::new(false),
+            body_ended: false,
         }
+    }
+
+    /// In `to_end_of_body` mode: holds `bufs` (a copy) and returns their length.
+    fn hold_to_end(&mut self, bufs: &[IoSlice<'_>]) -> Option<usize> {
+        if !*self.to_end_of_body.get_mut() {
+            return None;
+        }
+        let mut n = 0;
+        for buf in bufs {
+            self.held.extend_from_slice(buf);
+            n += buf.len();
+        }
+        if bufs.len() == 1 && &*bufs[0] == LAST_CHUNK {
+            self.body_ended = true;
+        }
+        Some(n)
     }
 
     /// Sends `held` ahead of `bufs` in one `writev`; returns how much of `bufs` went out.
@@ -101,6 +146,9 @@ impl AsyncWrite for ClientConn {
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
+        if let Some(n) = this.hold_to_end(&[IoSlice::new(buf)]) {
+            return Poll::Ready(Ok(n));
+        }
         if this.held.is_empty() && !buf.is_empty() && buf.len() <= HOLD_MAX {
             this.held.extend_from_slice(buf);
             return Poll::Ready(Ok(buf.len()));
@@ -113,7 +161,11 @@ impl AsyncWrite for ClientConn {
         cx: &mut Context<'_>,
         bufs: &[IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        self.get_mut().poll_send(cx, bufs)
+        let this = self.get_mut();
+        if let Some(n) = this.hold_to_end(bufs) {
+            return Poll::Ready(Ok(n));
+        }
+        this.poll_send(cx, bufs)
     }
 
     fn is_write_vectored(&self) -> bool {
@@ -122,6 +174,15 @@ impl AsyncWrite for ClientConn {
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let this = self.get_mut();
+        if *this.to_end_of_body.get_mut() {
+            if !this.body_ended {
+                return Poll::Ready(Ok(()));
+            }
+            // Everything is held: the head (if it waited too) leaves with it.
+            *this.to_end_of_body.get_mut() = false;
+            *this.hold_over_flush.get_mut() = false;
+            this.body_ended = false;
+        }
         if !this.held.is_empty() && this.hold_over_flush.swap(false, Ordering::Relaxed) {
             return Poll::Ready(Ok(()));
         }
@@ -131,6 +192,7 @@ impl AsyncWrite for ClientConn {
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let this = self.get_mut();
+        *this.to_end_of_body.get_mut() = false;
         ready!(this.poll_send(cx, &[]))?;
         Pin::new(&mut this.tcp).poll_shutdown(cx)
     }
@@ -266,6 +328,39 @@ mod tests {
         conn.write_all(b"next").await.unwrap();
         conn.flush().await.unwrap();
         assert_eq!(readable_now(&mut peer).await, b"next");
+    }
+
+    /// As Pingora writes a chunked body's last piece and its end: chunk, flush, terminator, flush.
+    #[tokio::test]
+    async fn the_rest_of_a_body_and_its_end_leave_in_one_write() {
+        let (mut conn, mut peer) = pair().await;
+        conn.hold_over_flush.store(true, Ordering::Relaxed);
+        conn.to_end_of_body.store(true, Ordering::Relaxed);
+        conn.write_all(b"head;").await.unwrap();
+        conn.flush().await.unwrap();
+        let large = vec![b'x'; HOLD_MAX + 1];
+        let mut chunk = bytes::Buf::chain(&b"1001\r\n"[..], &large[..]);
+        conn.write_all_buf(&mut chunk).await.unwrap();
+        conn.flush().await.unwrap();
+        assert_eq!(
+            readable_now(&mut peer).await,
+            b"",
+            "nothing leaves before the end"
+        );
+        conn.write_all(LAST_CHUNK).await.unwrap();
+        conn.flush().await.unwrap();
+        let mut got = Vec::new();
+        while got.len() < 5 + 6 + large.len() + LAST_CHUNK.len() {
+            got.extend(readable_now(&mut peer).await);
+        }
+        assert!(got.starts_with(b"head;1001\r\nxx") && got.ends_with(b"xx0\r\n\r\n"));
+        // The mode ends with that body: the next response is written as usual.
+        assert!(conn.held.is_empty());
+        conn.write_all(&large).await.unwrap();
+        let mut got = Vec::new();
+        while got.len() < large.len() {
+            got.extend(readable_now(&mut peer).await);
+        }
     }
 
     #[tokio::test]
