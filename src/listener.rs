@@ -87,6 +87,17 @@ async fn serve(gateway: Arc<Gateway>, tcp: tokio::net::TcpStream, shutdown: Shut
     }
 }
 
+/// Tokio wakes its timer driver (an eventfd write, then a wasted `epoll_wait`) whenever a timer
+/// is registered that is due before every pending one. At low load that is each request's first
+/// timer (an upstream attempt's, seconds to minutes out). With this timer always due within a
+/// second, request timers are not the earliest and register silently; it costs one wake-up a
+/// second. Spawned on the listener's runtime, the one whose driver serves the requests.
+async fn keep_a_timer_due_within_a_second() {
+    loop {
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    }
+}
+
 #[async_trait]
 impl Service for Listener {
     async fn start_service(
@@ -102,6 +113,7 @@ impl Service for Listener {
             Ok(l) => l,
             Err(e) => return log::error!("{}: cannot listen: {e}", self.name),
         };
+        tokio::spawn(keep_a_timer_due_within_a_second());
         loop {
             tokio::select! {
                 accepted = listener.accept() => match accepted {

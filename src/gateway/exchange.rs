@@ -416,6 +416,9 @@ fn request_head(
 
 /// The most client bytes gathered from already-arrived upstream chunks before writing.
 const COALESCE_MAX: usize = 16 * 1024;
+/// A stream's first write (with its head) takes at most about this much of a burst, so the first
+/// token does not wait while the rest of the burst is translated; the rest follows at once.
+const FIRST_WRITE_MAX: usize = 1024;
 
 /// The client's `anthropic-beta` flags an upstream accepts: all of them (real Anthropic), or only
 /// the listed ones (Anthropic-compatible vendors 400 on flags they do not know).
@@ -662,7 +665,12 @@ async fn relay(
                 Err(err) => failed = Some(err),
             }
             // Bounded, so a burst cannot delay the first bytes of a stream by much.
-            if ended || failed.is_some() || out.len() >= COALESCE_MAX {
+            let limit = if head_sent {
+                COALESCE_MAX
+            } else {
+                FIRST_WRITE_MAX
+            };
+            if ended || failed.is_some() || out.len() >= limit {
                 break;
             }
             // A stream's first events leave as soon as they are here: only what is already
