@@ -139,6 +139,9 @@ pub struct Response {
     keep_alive: bool,
     /// Room made before each read; doubles each time a read fills it.
     read_size: usize,
+    /// The largest `read_size` this response reached: the connection's hint for the next one
+    /// (`read_size` itself drops back when a response ends in a small read).
+    peak_read_size: usize,
 }
 
 impl Response {
@@ -153,6 +156,7 @@ impl Response {
             framing: Framing::Done,
             keep_alive: false,
             read_size,
+            peak_read_size: read_size,
         };
         loop {
             if let Some(done) = resp.parse_head()? {
@@ -326,6 +330,7 @@ impl Response {
         let n = self.stream.read_buf(&mut self.buf).await?;
         if n == room {
             self.read_size = (self.read_size * 2).min(MAX_READ);
+            self.peak_read_size = self.peak_read_size.max(self.read_size);
         } else if n < READ_BUF {
             // A trickle, an event at a time: back to the small buffer a held stream should have.
             self.read_size = READ_BUF;
@@ -408,7 +413,7 @@ impl Response {
         if self.done() && self.keep_alive && self.buf.is_empty() {
             let conn = Conn {
                 stream: self.stream,
-                read_hint: self.read_size,
+                read_hint: self.peak_read_size,
             };
             conns.release(conn, peer).await;
         }
