@@ -118,13 +118,18 @@ pub fn flush() {
 mod tests {
     use super::*;
 
-    #[test]
-    fn lines_wait_in_the_buffer_until_written() {
-        let logger = Background {
+    /// A logger of its own (not the global one), at `info`.
+    fn test_logger() -> Background {
+        log::set_max_level(LevelFilter::Info);
+        Background {
             pending: Mutex::new(Vec::new()),
             writer: OnceLock::new(),
-        };
-        log::set_max_level(LevelFilter::Info);
+        }
+    }
+
+    #[test]
+    fn lines_wait_in_the_buffer_until_written() {
+        let logger = test_logger();
         logger.log(
             &Record::builder()
                 .level(Level::Info)
@@ -163,11 +168,7 @@ mod tests {
                 f.write_str("outer")
             }
         }
-        let logger = Background {
-            pending: Mutex::new(Vec::new()),
-            writer: OnceLock::new(),
-        };
-        log::set_max_level(LevelFilter::Info);
+        let logger = test_logger();
         logger.log(
             &Record::builder()
                 .level(Level::Info)

@@ -55,12 +55,16 @@ pub struct ClientConn {
 /// the head waits for that body write instead of leaving alone on Pingora's flush. The caller
 /// must write body bytes (or end the body) right after the head.
 pub fn gather_head_with_body(session: &ServerSession) {
-    let conn = session
-        .stream()
-        .and_then(|s| s.as_any().downcast_ref::<ClientConn>());
-    if let Some(conn) = conn {
+    if let Some(conn) = client_conn(session) {
         conn.hold_over_flush.store(true, Ordering::Relaxed);
     }
+}
+
+/// The session's connection, when it is one of ours (always, behind `Listener`).
+fn client_conn(session: &ServerSession) -> Option<&ClientConn> {
+    session
+        .stream()
+        .and_then(|s| s.as_any().downcast_ref::<ClientConn>())
 }
 
 /// For a chunked response whose remaining body is in hand and about to be written with its end
@@ -72,10 +76,7 @@ pub fn gather_to_end_of_body(session: &ServerSession) {
     if session.req_header().version != http::Version::HTTP_11 {
         return;
     }
-    let conn = session
-        .stream()
-        .and_then(|s| s.as_any().downcast_ref::<ClientConn>());
-    if let Some(conn) = conn {
+    if let Some(conn) = client_conn(session) {
         conn.to_end_of_body.store(true, Ordering::Relaxed);
     }
 }
