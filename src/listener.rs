@@ -8,6 +8,15 @@
 //! its task holds only the stream and the keep-alive loop. What it gives up, knowingly: Pingora's
 //! listening-fd handover for zero-downtime upgrades (ezrouter does not offer `--upgrade`).
 //! Each connection is a `ClientConn` (`conn.rs`): a response head leaves with its body.
+//!
+//! Thread per core, as nginx's workers with `reuseport`: each worker thread runs its own
+//! single-threaded runtime, accepts on its own `SO_REUSEPORT` socket (the kernel spreads new
+//! connections across them by address hash) and serves every connection it accepted start to
+//! end, with its own idle upstream connections (`Gateway::conns`). A request's client socket,
+//! upstream socket and timers are all on one thread's reactor, so nothing wakes another thread
+//! (tokio's work-stealing scheduler woke its second worker through an eventfd on every request).
+//! One shared socket polled by every worker would not spread a burst of connects: the thread
+//! already awake takes them all.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -18,6 +27,7 @@ use pingora_core::protocols::http::ServerSession;
 use pingora_core::protocols::Stream;
 use pingora_core::server::{ListenFds, ShutdownWatch};
 use pingora_core::services::Service;
+use tokio::task::JoinSet;
 
 use crate::gateway::{stopped, Gateway};
 
@@ -34,37 +44,49 @@ const KEEPALIVE_SECONDS: u64 = 60;
 
 pub struct Listener {
     name: String,
-    /// Bound at build time (so a taken port fails the start, not a service thread); listening
-    /// starts in `start_service`, on the service's runtime.
-    socket: Option<std::net::TcpListener>,
-    gateway: Arc<Gateway>,
+    /// One per worker thread: its listening socket, bound at build time (so a taken port fails
+    /// the start, not a worker), and its gateway (with that thread's idle upstream connections).
+    workers: Vec<(std::net::TcpListener, Gateway)>,
 }
 
 impl Listener {
-    /// Binds `addr` (port 0: any free port) and returns the listener with its real address.
+    /// Binds `addr` (port 0: any free port) once per gateway and returns the listener with its
+    /// real address; one worker thread per gateway will serve it.
     pub fn bind(
         name: &str,
         addr: SocketAddr,
-        gateway: Gateway,
+        gateways: Vec<Gateway>,
     ) -> std::io::Result<(Listener, SocketAddr)> {
-        let socket = socket2::Socket::new(
-            socket2::Domain::for_address(addr),
-            socket2::Type::STREAM,
-            Some(socket2::Protocol::TCP),
-        )?;
-        socket.set_reuse_address(true)?;
-        socket.set_nonblocking(true)?;
-        socket.bind(&addr.into())?;
-        socket.listen(BACKLOG as i32)?;
-        let socket: std::net::TcpListener = socket.into();
-        let local = socket.local_addr()?;
+        let mut local = addr;
+        let mut workers = Vec::with_capacity(gateways.len());
+        for gateway in gateways {
+            let socket = listen(local)?;
+            // Port 0 picked a port: the other workers' sockets join that one.
+            local = socket.local_addr()?;
+            workers.push((socket, gateway));
+        }
         let listener = Listener {
             name: name.to_string(),
-            socket: Some(socket),
-            gateway: Arc::new(gateway),
+            workers,
         };
         Ok((listener, local))
     }
+}
+
+/// A listening socket in `addr`'s `SO_REUSEPORT` group: sockets of the same user bound to the
+/// same address share its connections. A port taken by any other socket fails the bind.
+fn listen(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
+    let socket = socket2::Socket::new(
+        socket2::Domain::for_address(addr),
+        socket2::Type::STREAM,
+        Some(socket2::Protocol::TCP),
+    )?;
+    socket.set_reuse_address(true)?;
+    socket.set_reuse_port(true)?;
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(BACKLOG as i32)?;
+    Ok(socket.into())
 }
 
 /// One client connection: requests in turn while the connection stays reusable.
@@ -91,11 +113,54 @@ async fn serve(gateway: Arc<Gateway>, tcp: tokio::net::TcpStream, shutdown: Shut
 /// is registered that is due before every pending one. At low load that is each request's first
 /// timer (an upstream attempt's, seconds to minutes out). With this timer always due within a
 /// second, request timers are not the earliest and register silently; it costs one wake-up a
-/// second. Spawned on the listener's runtime, the one whose driver serves the requests.
+/// second. Spawned on each worker's runtime, the one whose driver serves its requests.
 async fn keep_a_timer_due_within_a_second() {
     loop {
         tokio::time::sleep(std::time::Duration::from_millis(500)).await;
     }
+}
+
+/// One worker thread: accepts and serves until shutdown, then lets its connections finish
+/// (Pingora's grace period bounds that: the process exits after it).
+fn work(name: &str, socket: std::net::TcpListener, gateway: Arc<Gateway>, shutdown: ShutdownWatch) {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => return log::error!("{name}: cannot start a runtime: {e}"),
+    };
+    runtime.block_on(async {
+        let listener = match tokio::net::TcpListener::from_std(socket) {
+            Ok(l) => l,
+            Err(e) => return log::error!("{name}: cannot listen: {e}"),
+        };
+        let timer = tokio::spawn(keep_a_timer_due_within_a_second());
+        let mut connections = JoinSet::new();
+        let mut stopping = shutdown.clone();
+        loop {
+            tokio::select! {
+                accepted = listener.accept() => match accepted {
+                    Ok((tcp, _)) => {
+                        connections.spawn(serve(gateway.clone(), tcp, shutdown.clone()));
+                    }
+                    Err(e) => {
+                        log::error!("{name}: accept failed: {e}");
+                        // Out of file descriptors: accept would fail at once again; let some close.
+                        if e.raw_os_error() == Some(24) {
+                            tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                        }
+                    }
+                },
+                // Reaps finished connections, so the set holds only live ones.
+                Some(_) = connections.join_next(), if !connections.is_empty() => {}
+                _ = stopped(&mut stopping) => break,
+            }
+        }
+        drop(listener);
+        while connections.join_next().await.is_some() {}
+        timer.abort();
+    });
 }
 
 #[async_trait]
@@ -106,34 +171,26 @@ impl Service for Listener {
         mut shutdown: ShutdownWatch,
         _listeners_per_fd: usize,
     ) {
-        let Some(socket) = self.socket.take() else {
-            return;
-        };
-        let listener = match tokio::net::TcpListener::from_std(socket) {
-            Ok(l) => l,
-            Err(e) => return log::error!("{}: cannot listen: {e}", self.name),
-        };
-        tokio::spawn(keep_a_timer_due_within_a_second());
-        loop {
-            tokio::select! {
-                accepted = listener.accept() => match accepted {
-                    Ok((tcp, _)) => {
-                        tokio::spawn(serve(self.gateway.clone(), tcp, shutdown.clone()));
-                    }
-                    Err(e) => {
-                        log::error!("{}: accept failed: {e}", self.name);
-                        // Out of file descriptors: accept would fail at once again; let some close.
-                        if e.raw_os_error() == Some(24) {
-                            tokio::time::sleep(std::time::Duration::from_secs(1)).await;
-                        }
-                    }
-                },
-                _ = stopped(&mut shutdown) => return,
+        for (i, (socket, gateway)) in self.workers.drain(..).enumerate() {
+            let name = format!("{}-{i}", self.name);
+            let shutdown = shutdown.clone();
+            let spawned = std::thread::Builder::new()
+                .name(name.clone())
+                .spawn(move || work(&name, socket, Arc::new(gateway), shutdown));
+            if let Err(e) = spawned {
+                log::error!("{}: cannot start a worker thread: {e}", self.name);
             }
         }
+        // The workers stop accepting on the same signal and end when their connections do.
+        stopped(&mut shutdown).await;
     }
 
     fn name(&self) -> &str {
         &self.name
+    }
+
+    /// The service's own runtime only waits for shutdown; the work runs on the worker threads.
+    fn threads(&self) -> Option<usize> {
+        Some(1)
     }
 }

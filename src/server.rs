@@ -144,7 +144,7 @@ impl BackgroundService for Reloader {
 /// connections idle past their time.
 struct MinuteChores {
     live: Arc<ArcSwap<Snapshot>>,
-    conns: Arc<Connections>,
+    conns: Vec<Arc<Connections>>,
 }
 
 #[async_trait]
@@ -159,7 +159,9 @@ impl BackgroundService for MinuteChores {
                     for provider in &snapshot.providers {
                         provider.refresh_peer().await;
                     }
-                    self.conns.sweep();
+                    for conns in &self.conns {
+                        conns.sweep();
+                    }
                 }
                 _ = shutdown.changed() => return,
             }
@@ -196,11 +198,19 @@ pub fn build(path: Option<PathBuf>) -> Result<(Server, Addresses), String> {
     let mut server = Server::new_with_opt_and_conf(None, conf);
     server.bootstrap();
 
-    // Read at start only: the idle connections kept, across providers.
-    let conns = Arc::new(Connections::new(snapshot.server.upstream_keepalive));
+    // Read at start only: the idle connections kept, across providers, shared out among the
+    // worker threads (each keeps its own, on its own reactor).
+    let threads = snapshot.server.threads;
+    let per_thread = snapshot.server.upstream_keepalive.div_ceil(threads);
+    let conns: Vec<Arc<Connections>> = (0..threads)
+        .map(|_| Arc::new(Connections::new(per_thread)))
+        .collect();
     let live = Arc::new(ArcSwap::from_pointee(snapshot));
-    let gateway = Gateway::new(live.clone(), conns.clone());
-    let (listener, proxy_addr) = Listener::bind("ezrouter", proxy_addr, gateway)
+    let gateways = conns
+        .iter()
+        .map(|c| Gateway::new(live.clone(), c.clone()))
+        .collect();
+    let (listener, proxy_addr) = Listener::bind("ezrouter", proxy_addr, gateways)
         .map_err(|e| format!("cannot listen on {proxy_addr}: {e}"))?;
     server.add_service(listener);
 

@@ -26,7 +26,7 @@ pub struct Server {
     pub listen: String,
     /// Operators' port: `/metrics`, `/health`. Empty disables it.
     pub admin_listen: String,
-    /// Worker threads of the proxy service.
+    /// Worker threads, each serving the connections it accepted start to end (`listener.rs`).
     pub threads: usize,
     /// Largest request body accepted (413 above).
     pub max_body_bytes: usize,
