@@ -750,6 +750,35 @@ async fn idle_upstream_connections_are_reused_unless_the_upstream_closed_them() 
     assert_eq!(failovers, 0.0, "no attempt failed on a dead connection");
 }
 
+/// Each worker thread serves the connections it accepted, with its own idle upstream
+/// connections: 32 client connections, one request at a time, reach the upstream over exactly
+/// two connections (one per worker, each reused). The kernel hashes connections over the
+/// workers' sockets; all 32 landing on one worker has odds of 2^-31.
+#[tokio::test]
+async fn connections_are_spread_over_the_workers_and_each_worker_reuses_its_own_upstream() {
+    let mock = common::mock().await;
+    let (kept, kept_accepts) = keep_alive_upstream(None).await;
+    let extra = format!(
+        "[providers.kept]\nkind = \"openai\"\nbase_url = \"http://{kept}/v1\"\nkeys = [\"ok\"]\n\
+         [models.kept]\nroutes = [{{ provider = \"kept\" }}]\n"
+    );
+    let gw = Gateway::start(&config(mock.addr, &extra).replace("threads = 1", "threads = 2"));
+    let mut clients = Vec::new();
+    for _ in 0..32 {
+        let mut c = gw.client();
+        let r = c
+            .post_json(
+                "/v1/chat/completions",
+                &[("authorization", &bearer(KEY))],
+                &json!({"model": "kept", "messages":[{"role":"user","content":"hi"}]}),
+            )
+            .await;
+        assert_eq!(r.status, 200, "{}", r.text());
+        clients.push(c);
+    }
+    assert_eq!(kept_accepts.load(Ordering::SeqCst), 2);
+}
+
 /// A stream for an HTTP/1.0 client has no chunked framing: it ends when the connection closes,
 /// and all of it arrives (the gateway's "last write with its end" applies to chunked bodies only).
 #[tokio::test]
