@@ -258,7 +258,8 @@ def main():
     md.append(f"Machine: {meta.get('nproc')} cores, {meta.get('cpu')}, kernel {meta.get('kernel')}; nginx {meta.get('nginx')}, wrk {meta.get('wrk')}; "
               f"git {meta.get('git')}. Command: `{meta.get('command')}` ({meta.get('duration_s')} s per run, {meta.get('total_s')} s in all; "
               f"ulimit -n {meta.get('nofile')}).")
-    md += ["", f"Each cell is the median of {meta.get('repeat', 1)} run(s) (targets interleaved); latencies in microseconds unless marked ms. "
+    md += ["", f"Each cell is the median of {meta.get('repeat', 1)} run(s) ({meta.get('tail_repeat', meta.get('repeat', 1))} for c=1 chat and stream50 and slow c=256, "
+           "whose p99 the targets compare); targets interleaved; latencies in microseconds unless marked ms. "
            "CPU us/req = on-CPU time of the proxy process(es) (all threads; nginx master + workers) / requests completed; "
            "`range` = min-max over the repeats. Errors, truncated and stalled streams are summed over the repeats.", ""]
     md += ["## Headline", ""] + headline(runs, idle, meta) + [""]
