@@ -544,13 +544,13 @@ async fn attempt(
     // One timer for the whole attempt, armed for the nearest limit and moved later as the
     // exchange goes on: tokio wakes its driver for each timer that becomes its earliest, so a
     // timer per limit would cost a wake-up each per request.
-    let timer = sleep_until((Instant::now() + provider.timeouts.ttfb).min(deadline));
-    tokio::pin!(timer);
+    let sleep = sleep_until((Instant::now() + provider.timeouts.ttfb).min(deadline));
+    tokio::pin!(sleep);
     let headed = tokio::select! {
         biased;
         r = h1::Response::read(conn) => r,
         _ = client_gone(session) => return Attempt::ClientGone { usage: Usage::default() },
-        _ = &mut timer => Err(H1Error::Timeout),
+        _ = &mut sleep => Err(H1Error::Timeout),
     };
     if matches!(headed, Err(H1Error::Timeout)) && Instant::now() >= deadline {
         return Attempt::Retry(deadline_error(provider), Cause::Failure);
@@ -590,7 +590,14 @@ async fn attempt(
             _ => Attempt::Fail(err),
         };
     }
-    relay(conns, session, provider, &peer, up, p, deadline, timer).await
+    let timer = AttemptTimer { deadline, sleep };
+    relay(conns, session, provider, &peer, up, p, timer).await
+}
+
+/// An attempt's one timer (`attempt` explains why one) and the request's deadline it never passes.
+struct AttemptTimer<'a> {
+    deadline: Instant,
+    sleep: Pin<&'a mut Sleep>,
 }
 
 /// Reads a small upstream body (an error, a token count), bounded at 64 KiB.
@@ -607,7 +614,6 @@ async fn read_small_body(up: &mut h1::Response, idle: Duration) -> Vec<u8> {
 }
 
 /// Streams a 2xx upstream body to the client through the response translator.
-#[allow(clippy::too_many_arguments)]
 async fn relay(
     conns: &Connections,
     session: &mut Session,
@@ -615,9 +621,12 @@ async fn relay(
     peer: &HttpPeer,
     mut up: h1::Response,
     p: &Prepared<'_>,
-    deadline: Instant,
-    mut timer: Pin<&mut Sleep>,
+    timer: AttemptTimer<'_>,
 ) -> Attempt {
+    let AttemptTimer {
+        deadline,
+        mut sleep,
+    } = timer;
     if p.gemini_count {
         return relay_gemini_count(conns, session, provider, peer, up).await;
     }
@@ -634,8 +643,8 @@ async fn relay(
     // (`deadline`). It is re-armed when it fires before the current wait is `idle` old, not
     // for every event.
     let due = |waiting_since: Instant| (waiting_since + idle).min(deadline);
-    if timer.deadline() > due(Instant::now()) {
-        timer.as_mut().reset(due(Instant::now()));
+    if sleep.deadline() > due(Instant::now()) {
+        sleep.as_mut().reset(due(Instant::now()));
     }
     loop {
         let waiting_since = Instant::now();
@@ -643,14 +652,14 @@ async fn relay(
             biased;
             r = up.read_body_unbounded() => r.map_err(|e| transport_error(provider, &e, "mid-response")),
             _ = client_gone(session) => return Attempt::ClientGone { usage: tr.usage() },
-            _ = &mut timer => {
+            _ = &mut sleep => {
                 let now = Instant::now();
                 if now >= deadline {
                     Err(deadline_error(provider))
                 } else if now >= waiting_since + idle {
                     Err(transport_error(provider, &H1Error::Timeout, "mid-response"))
                 } else {
-                    timer.as_mut().reset(due(waiting_since));
+                    sleep.as_mut().reset(due(waiting_since));
                     continue;
                 }
             }
