@@ -97,10 +97,12 @@ impl ClientConn {
         if !*self.to_end_of_body.get_mut() {
             return None;
         }
-        let mut n = 0;
+        let n = bufs.iter().map(|b| b.len()).sum();
+        // Room for the terminating chunk that follows too: one allocation, not a doubling series
+        // that copies the body at each step.
+        self.held.reserve(n + LAST_CHUNK.len());
         for buf in bufs {
             self.held.extend_from_slice(buf);
-            n += buf.len();
         }
         if bufs.len() == 1 && &*bufs[0] == LAST_CHUNK {
             self.body_ended = true;
