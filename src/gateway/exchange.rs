@@ -637,7 +637,7 @@ async fn relay(
     // A stream's head goes out with its first events (`ClientConn` gathers the two writes),
     // not on its own ahead of them.
     let mut head_sent = !stream;
-    // Sized by the last burst and handed to the client without a copy.
+    // Sized for each burst when it starts and handed to the client without a copy.
     let mut out = Vec::new();
     // The attempt's timer now bounds each wait for the upstream (`idle`) and the whole body
     // (`deadline`). It is re-armed when it fires before the current wait is `idle` old, not
@@ -669,7 +669,14 @@ async fn relay(
         let (mut step, mut ended, mut failed) = (next, false, None);
         loop {
             match step {
-                Ok(Some(chunk)) => tr.push(&chunk, &mut out),
+                Ok(Some(chunk)) => {
+                    // A burst's output is about its input: room for all that has arrived, in
+                    // one allocation instead of a doubling series that copies at each step.
+                    if out.is_empty() {
+                        out.reserve(chunk.len() + up.buffered());
+                    }
+                    tr.push(&chunk, &mut out)
+                }
                 Ok(None) => ended = true,
                 Err(err) => failed = Some(err),
             }
@@ -717,8 +724,8 @@ async fn relay(
             head_sent = true;
         }
         if stream && !out.is_empty() {
-            let next = Vec::with_capacity(out.len());
-            let bytes = Bytes::from(std::mem::replace(&mut out, next));
+            // Nothing kept while the stream waits for its next event.
+            let bytes = Bytes::from(std::mem::take(&mut out));
             if session.write_response_body(bytes, false).await.is_err() {
                 return Attempt::ClientGone { usage: tr.usage() };
             }

@@ -403,6 +403,11 @@ impl Response {
         Ok(Some(line))
     }
 
+    /// Body bytes already read from the socket and not yet handed out (framing included).
+    pub fn buffered(&self) -> usize {
+        self.buf.len()
+    }
+
     /// Whether the whole body has been read.
     pub fn done(&self) -> bool {
         self.framing == Framing::Done
