@@ -18,7 +18,7 @@ impl Auth {
     }
 }
 
-fn presented_secret<'h>(headers: &'h HeaderMap, surface: Dialect) -> Option<&'h [u8]> {
+fn presented_secret(headers: &HeaderMap, surface: Dialect) -> Option<&[u8]> {
     if surface == Dialect::Anthropic {
         if let Some(v) = headers.get("x-api-key") {
             return Some(v.as_bytes().trim_ascii());

@@ -576,7 +576,7 @@ async fn attempt(
                 Attempt::Retry(err, Cause::RateLimited(hint))
             }
             // The client's request is fine: the gateway's upstream credential is not.
-            401 | 402 | 403 => Attempt::Retry(
+            401..=403 => Attempt::Retry(
                 ApiError::new(
                     ErrorKind::BadGateway,
                     format!(

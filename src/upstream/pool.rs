@@ -623,11 +623,14 @@ impl Drop for Leave<'_> {
     }
 }
 
+/// A key as the registry knows it: provider name and SHA-256 of the secret.
+type KeyIdentity = (String, [u8; 32]);
+
 /// Pool state that survives config reloads, keyed by provider name and key secret (a changed
 /// secret is a new key with a clean record).
 #[derive(Default)]
 pub struct Registry {
-    keys: Mutex<HashMap<(String, [u8; 32]), Weak<KeyState>>>,
+    keys: Mutex<HashMap<KeyIdentity, Weak<KeyState>>>,
     queues: Mutex<HashMap<String, Weak<Queue>>>,
 }
 
