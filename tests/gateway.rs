@@ -811,3 +811,58 @@ async fn an_http_1_0_client_gets_the_whole_stream_then_the_close() {
     );
     assert!(text.trim_end().ends_with("data: [DONE]"), "{text}");
 }
+
+/// An OpenAI-style upstream that answers one request with `events` as a chunked SSE body.
+async fn upstream_streaming(events: &'static str) -> std::net::SocketAddr {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let (mut sock, _) = listener.accept().await.unwrap();
+        let mut req = Vec::new();
+        let mut buf = [0u8; 4096];
+        while !req.windows(4).any(|w| w == b"\r\n\r\n") {
+            let n = sock.read(&mut buf).await.unwrap();
+            assert!(n > 0, "the gateway closed before sending its request");
+            req.extend_from_slice(&buf[..n]);
+        }
+        let answer = format!(
+            "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n\
+             {:x}\r\n{events}\r\n0\r\n\r\n",
+            events.len()
+        );
+        sock.write_all(answer.as_bytes()).await.unwrap();
+        let _ = sock.read(&mut buf).await;
+    });
+    addr
+}
+
+#[tokio::test]
+async fn a_usage_chunk_the_gateway_did_not_ask_for_is_the_clients() {
+    // Some OpenAI-compatible vendors send the usage chunk unasked. With `stream_options` off the
+    // gateway never asks for it, so it is forwarded like every other byte, not dropped.
+    const EVENTS: &str = concat!(
+        r#"data: {"id":"c1","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0,"delta":{"role":"assistant","content":"hi"},"finish_reason":"stop"}]}"#,
+        "\n\n",
+        r#"data: {"id":"c1","object":"chat.completion.chunk","created":1,"model":"m","choices":[],"usage":{"prompt_tokens":5,"completion_tokens":1,"total_tokens":6}}"#,
+        "\n\ndata: [DONE]\n\n"
+    );
+    let mock = common::mock().await;
+    let vendor = upstream_streaming(EVENTS).await;
+    let extra = format!(
+        "[providers.vendor]\nkind = \"openai\"\nbase_url = \"http://{vendor}/v1\"\nkeys = [\"ok\"]\n\
+         [providers.vendor.capabilities]\nstream_options = false\n\
+         [models.vendor]\nroutes = [{{ provider = \"vendor\" }}]\n"
+    );
+    let gw = Gateway::start(&config(mock.addr, &extra));
+    let mut c = gw.client();
+    let r = c
+        .post_json(
+            "/v1/chat/completions",
+            &[("authorization", &bearer(KEY))],
+            &json!({"model":"vendor","messages":[{"role":"user","content":"hi"}],"stream":true}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.text(), EVENTS);
+}

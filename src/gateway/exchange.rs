@@ -330,7 +330,8 @@ fn prepare_body<'r>(req: &Request<'_>, route: &'r Route) -> Result<Prepared<'r>,
             std::borrow::Cow::Owned(v) => Bytes::from(v),
         };
         let mut ctx = ResponseContext::passthrough(req.surface, probe.model.as_ref(), probe.stream);
-        ctx.include_usage = probe.include_usage;
+        // Usage chunks are the client's unless the gateway added the request for them.
+        ctx.include_usage = probe.include_usage || !(ask_usage && probe.stream);
         ctx.origin = route.origin.clone();
         return Ok(Prepared {
             path: route.path(req.op, probe.stream),
@@ -414,10 +415,10 @@ fn request_head(
     h
 }
 
-/// The most client bytes gathered from already-arrived upstream chunks before writing.
+/// The most upstream bytes gathered from already-arrived chunks into one burst (one write).
 const COALESCE_MAX: usize = 16 * 1024;
-/// A stream's first write (with its head) takes at most about this much of a burst, so the first
-/// token does not wait while the rest of the burst is translated; the rest follows at once.
+/// A stream's first burst (written with its head) takes at most about this much of what has
+/// arrived, so the first token does not wait while the rest is translated; the rest follows at once.
 const FIRST_WRITE_MAX: usize = 1024;
 
 /// The client's `anthropic-beta` flags an upstream accepts: all of them (real Anthropic), or only
@@ -600,6 +601,47 @@ struct AttemptTimer<'a> {
     sleep: Pin<&'a mut Sleep>,
 }
 
+/// The upstream body pieces of one burst, as one slice. A burst of one piece (a stream's events
+/// arriving one at a time) is passed on as it is; only several are copied together.
+#[derive(Default)]
+struct Burst {
+    one: Option<Bytes>,
+    joined: Vec<u8>,
+}
+
+impl Burst {
+    /// Appends `piece`; `more` is how much else has arrived (room reserved when joining).
+    fn add(&mut self, piece: Bytes, more: usize) {
+        match self.one.take() {
+            None if self.joined.is_empty() => self.one = Some(piece),
+            Some(first) => {
+                self.joined.reserve(first.len() + piece.len() + more);
+                self.joined.extend_from_slice(&first);
+                self.joined.extend_from_slice(&piece);
+            }
+            None => self.joined.extend_from_slice(&piece),
+        }
+    }
+
+    fn bytes(&self) -> &[u8] {
+        self.one.as_deref().unwrap_or(&self.joined)
+    }
+
+    fn len(&self) -> usize {
+        self.bytes().len()
+    }
+
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Empty again; a joined burst's allocation is released, not kept while the stream waits.
+    fn clear(&mut self) {
+        self.one = None;
+        self.joined = Vec::new();
+    }
+}
+
 /// Reads a small upstream body (an error, a token count), bounded at 64 KiB.
 async fn read_small_body(up: &mut h1::Response, idle: Duration) -> Vec<u8> {
     const MAX: usize = 64 * 1024;
@@ -639,6 +681,7 @@ async fn relay(
     let mut head_sent = !stream;
     // Sized for each burst when it starts and handed to the client without a copy.
     let mut out = Vec::new();
+    let mut burst = Burst::default();
     // The attempt's timer now bounds each wait for the upstream (`idle`) and the whole body
     // (`deadline`). It is re-armed when it fires before the current wait is `idle` old, not
     // for every event.
@@ -665,18 +708,12 @@ async fn relay(
             }
         };
         // Take whatever else has already arrived too, so that one write carries it all (as
-        // Pingora's own proxy loop does): one syscall per burst, not per upstream chunk.
+        // Pingora's own proxy loop does): one syscall per burst, not per upstream chunk. The
+        // translator reads the burst in one pass too (its per-call work is per burst).
         let (mut step, mut ended, mut failed) = (next, false, None);
         loop {
             match step {
-                Ok(Some(chunk)) => {
-                    // A burst's output is about its input: room for all that has arrived, in
-                    // one allocation instead of a doubling series that copies at each step.
-                    if out.is_empty() {
-                        out.reserve(chunk.len() + up.buffered());
-                    }
-                    tr.push(&chunk, &mut out)
-                }
+                Ok(Some(chunk)) => burst.add(chunk, up.buffered()),
                 Ok(None) => ended = true,
                 Err(err) => failed = Some(err),
             }
@@ -686,7 +723,7 @@ async fn relay(
             } else {
                 FIRST_WRITE_MAX
             };
-            if ended || failed.is_some() || out.len() >= limit {
+            if ended || failed.is_some() || burst.len() >= limit {
                 break;
             }
             // A stream's first events leave as soon as they are here: only what is already
@@ -700,6 +737,13 @@ async fn relay(
                 Some(r) => step = r.map_err(|e| transport_error(provider, &e, "mid-response")),
                 None => break,
             }
+        }
+        if !burst.is_empty() {
+            // A burst's output is about its input: room for it in one allocation instead of a
+            // doubling series that copies at each step.
+            out.reserve(burst.len());
+            tr.push(burst.bytes(), &mut out);
+            burst.clear();
         }
         // A stream that failed before its first event has sent the client nothing (its head
         // waits for that event): it fails over like a non-stream answer.

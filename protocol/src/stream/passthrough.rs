@@ -1,7 +1,7 @@
-//! Same dialect on both sides: the upstream bytes go to the client unchanged and immediately; a
-//! side parser only reads the usage. One exception (OpenAI streams, client did not ask for the
-//! usage chunk): a usage-only chunk (`choices:[]` + `usage`) can only be there because the gateway
-//! asked the upstream for it, so it is dropped; in that mode whole events are forwarded.
+//! Same dialect on both sides: the upstream bytes go to the client unchanged and immediately; the
+//! usage is read on the side, from the few events that carry it (see [`Scan`]). One exception
+//! (OpenAI streams, the gateway asked for the usage chunk and the client did not): a usage-only
+//! chunk (`choices:[]` + `usage`) is dropped; in that mode whole events are forwarded.
 
 use std::sync::LazyLock;
 
@@ -18,9 +18,11 @@ use crate::{ApiError, Dialect, ResponseContext, Usage};
 #[derive(Debug)]
 pub(crate) struct Passthrough {
     stream: bool,
-    parser: SseParser,
     obs: Observer,
-    body: Vec<u8>,
+    scan: Scan,
+    /// A stream's bytes from the start of its first incomplete event (usually none: events
+    /// arrive whole), or a JSON answer's body.
+    pending: Vec<u8>,
 }
 
 #[derive(Debug)]
@@ -33,11 +35,76 @@ struct Observer {
     complete: bool,
 }
 
+/// Finds the events worth observing without parsing every event.
+///
+/// Of a 50-event stream only the last two or three carry a finish, usage or a terminator, yet
+/// parsing each event and searching it for each key was 40 % of a pass-through stream's
+/// instructions. So each burst is searched once per key ([`triggers`]) and for its blank lines,
+/// and only the events holding a hit go through [`Observer::observe`]: the same answer, since
+/// every event `observe` acts on holds one of its dialect's keys.
+#[derive(Debug)]
+struct Scan {
+    triggers: &'static [Trigger],
+    /// Hits (positions in `pending`) in the incomplete event, observed when it completes.
+    waiting: Vec<usize>,
+    /// Ends of the events completed by the current burst (scratch, reused).
+    ends: Vec<usize>,
+    /// Start of the current line, in `pending`.
+    line_start: usize,
+}
+
+/// A key that marks an event for [`Observer::observe`].
+struct Trigger {
+    key: memmem::Finder<'static>,
+    /// `"key": null` is not a hit (OpenAI repeats `"finish_reason":null` in every chunk).
+    unless_null: bool,
+}
+
+impl std::fmt::Debug for Trigger {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&String::from_utf8_lossy(self.key.needle()))
+    }
+}
+
+fn triggers(dialect: Dialect) -> &'static [Trigger] {
+    fn build(keys: &[(&'static str, bool)]) -> Vec<Trigger> {
+        keys.iter()
+            .map(|&(key, unless_null)| Trigger {
+                key: memmem::Finder::new(key.as_bytes()),
+                unless_null,
+            })
+            .collect()
+    }
+    // The keys each branch of `Observer::observe` looks for; none holds a line break, so a hit
+    // lies within one line of one event.
+    static OPENAI: LazyLock<Vec<Trigger>> = LazyLock::new(|| {
+        build(&[
+            ("\"finish_reason\":", true),
+            ("\"usage\":", true),
+            ("\"error\"", false),
+            ("[DONE]", false),
+        ])
+    });
+    static ANTHROPIC: LazyLock<Vec<Trigger>> =
+        LazyLock::new(|| build(&[("message_", false), ("error", false)]));
+    static GEMINI: LazyLock<Vec<Trigger>> = LazyLock::new(|| {
+        build(&[
+            ("\"finishReason\"", false),
+            ("\"usageMetadata\"", false),
+            ("\"error\"", false),
+        ])
+    });
+    match dialect {
+        Dialect::OpenAi => &OPENAI,
+        Dialect::Anthropic => &ANTHROPIC,
+        Dialect::Gemini => &GEMINI,
+    }
+}
+
 impl Passthrough {
     pub fn new(ctx: &ResponseContext) -> Self {
         Passthrough {
             stream: ctx.client_stream,
-            parser: SseParser::new(),
             obs: Observer {
                 dialect: ctx.client,
                 whole_events: ctx.client_stream
@@ -46,24 +113,97 @@ impl Passthrough {
                 usage: Usage::default(),
                 complete: false,
             },
-            body: Vec::new(),
+            scan: Scan {
+                triggers: triggers(ctx.client),
+                waiting: Vec::new(),
+                ends: Vec::new(),
+                line_start: 0,
+            },
+            pending: Vec::new(),
         }
     }
 
-    fn drain(&mut self, out: &mut Vec<u8>) {
-        while let Some(ev) = self.parser.next_event() {
-            let drop = match ev.data {
-                Some(d) => self.obs.observe(ev.event, d),
-                None => false,
-            };
-            if self.obs.whole_events && !drop {
-                out.extend_from_slice(ev.raw);
+    /// Observes the events of `input` that `input[..old]` left incomplete or that arrived in
+    /// `input[old..]`; forwards them in whole-events mode. `input` starts with an event. Returns
+    /// where its incomplete last event starts, to be kept for the next burst.
+    fn settle(&mut self, input: &[u8], old: usize, out: &mut Vec<u8>) -> usize {
+        let scan = &mut self.scan;
+        for nl in memchr::memchr_iter(b'\n', &input[old..]) {
+            let nl = old + nl;
+            let line = &input[scan.line_start..nl];
+            if line.is_empty() || line == b"\r" {
+                scan.ends.push(nl + 1);
+            }
+            scan.line_start = nl + 1;
+        }
+        let unsorted = scan.waiting.len();
+        for t in scan.triggers {
+            let len = t.key.needle().len();
+            // A key cut by the previous burst's end is searched again whole.
+            let from = old.saturating_sub(len - 1);
+            for at in t.key.find_iter(&input[from..]) {
+                let at = from + at;
+                if !(t.unless_null && is_null(&input[at + len..])) {
+                    scan.waiting.push(at);
+                }
             }
         }
+        if scan.waiting.len() > unsorted {
+            scan.waiting.sort_unstable();
+        }
+        let done = scan.ends.last().copied().unwrap_or(0);
+        // Each event with a hit is observed once; in whole-events mode a dropped one is cut out.
+        let (mut observed_to, mut forwarded_to) = (0, 0);
+        for i in 0..scan.waiting.len() {
+            let at = self.scan.waiting[i];
+            if at >= done {
+                break;
+            }
+            if at < observed_to {
+                continue;
+            }
+            let ends = &self.scan.ends;
+            let k = ends.partition_point(|&e| e <= at);
+            let (start, end) = (if k == 0 { 0 } else { ends[k - 1] }, ends[k]);
+            observed_to = end;
+            if self.obs.observe_block(&input[start..end]) && self.obs.whole_events {
+                out.extend_from_slice(&input[forwarded_to..start]);
+                forwarded_to = end;
+            }
+        }
+        if self.obs.whole_events {
+            out.extend_from_slice(&input[forwarded_to..done]);
+        }
+        let scan = &mut self.scan;
+        scan.waiting.retain_mut(|at| {
+            *at = at.wrapping_sub(done);
+            *at < input.len() - done
+        });
+        scan.line_start -= done;
+        scan.ends.clear();
+        done
     }
 }
 
+/// Whether a JSON value starting in `rest` (after blanks) is `null`; unknown yet is not null.
+fn is_null(rest: &[u8]) -> bool {
+    rest.iter()
+        .find(|b| !matches!(b, b' ' | b'\t' | b'\r'))
+        .is_some_and(|&b| b == b'n')
+}
+
 impl Observer {
+    /// Reads the one event in `block` (its raw bytes); returns whether to drop it.
+    fn observe_block(&mut self, block: &[u8]) -> bool {
+        let mut parser = SseParser::new();
+        parser.feed(block);
+        parser.finish();
+        match parser.next_event() {
+            Some(ev) => ev.data.is_some_and(|d| self.observe(ev.event, d)),
+            None => false,
+        }
+    }
+
     /// Reads one event; returns whether to drop it.
     fn observe(&mut self, name: &str, data: &str) -> bool {
         let d = data.trim();
@@ -153,29 +293,42 @@ impl Observer {
 impl ResponseTranslator for Passthrough {
     fn push(&mut self, chunk: &[u8], out: &mut Vec<u8>) {
         if !self.stream {
-            self.body.extend_from_slice(chunk);
+            self.pending.extend_from_slice(chunk);
             return;
         }
         if !self.obs.whole_events {
             out.extend_from_slice(chunk);
         }
-        self.parser.feed(chunk);
-        self.drain(out);
+        if self.pending.is_empty() {
+            // Events arrive whole: the burst is read where it lies, only a cut event is kept.
+            let done = self.settle(chunk, 0, out);
+            self.pending.extend_from_slice(&chunk[done..]);
+        } else {
+            let mut pending = std::mem::take(&mut self.pending);
+            let old = pending.len();
+            pending.extend_from_slice(chunk);
+            let done = self.settle(&pending, old, out);
+            pending.drain(..done);
+            self.pending = pending;
+        }
     }
 
     fn finish(&mut self, out: &mut Vec<u8>) -> Result<(), ApiError> {
         if !self.stream {
-            if let Some(p) = usage_patch_of_body(self.obs.dialect, &self.body) {
+            if let Some(p) = usage_patch_of_body(self.obs.dialect, &self.pending) {
                 p.apply(&mut self.obs.usage);
             }
-            out.append(&mut self.body);
+            out.append(&mut self.pending);
             return Ok(());
         }
-        let cut_mid_line = !self.parser.pending().is_empty();
-        self.parser.finish();
-        self.drain(out);
+        // What is left is one event without its blank line.
+        let last = std::mem::take(&mut self.pending);
+        let dropped = !self.scan.waiting.is_empty() && self.obs.observe_block(&last);
+        if self.obs.whole_events && !dropped {
+            out.extend_from_slice(&last);
+        }
         if !self.obs.complete {
-            if cut_mid_line && !self.obs.whole_events {
+            if !last.is_empty() && !self.obs.whole_events {
                 out.extend_from_slice(b"\n\n");
             }
             write_stream_error(out, self.obs.dialect, &ended_early());
@@ -210,4 +363,115 @@ fn value_after<'a>(json: &'a str, key: &memmem::Finder<'_>) -> Option<&'a str> {
     key.find_iter(json.as_bytes())
         .last()
         .map(|at| json[at + key.needle().len()..].trim_start())
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    /// The reference `Scan` must agree with: every event parsed and observed.
+    fn observe_every_event(ctx: &ResponseContext, body: &[u8]) -> (Vec<u8>, Usage, bool) {
+        let mut obs = Passthrough::new(ctx).obs;
+        let mut parser = SseParser::new();
+        parser.feed(body);
+        parser.finish();
+        let mut out = Vec::new();
+        while let Some(ev) = parser.next_event() {
+            let drop = ev.data.is_some_and(|d| obs.observe(ev.event, d));
+            if !drop {
+                out.extend_from_slice(ev.raw);
+            }
+        }
+        if !obs.whole_events {
+            out = body.to_vec();
+        }
+        (out, obs.usage, obs.complete)
+    }
+
+    const OPENAI: &[&str] = &[
+        "data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"hi\"},\"finish_reason\":null}]}\n\n",
+        "data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"x\"},\"finish_reason\":null}],\"usage\":null}\n\n",
+        "data: {\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"stop\"}]}\n\n",
+        "data: {\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\": \"length\"}]}\n\n",
+        "data: {\"choices\":[],\"usage\":{\"prompt_tokens\":7,\"completion_tokens\":3}}\n\n",
+        "data: {\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":null}],\"usage\": {\"prompt_tokens\":2,\"completion_tokens\":1,\"prompt_tokens_details\":{\"cached_tokens\":1}}}\n\n",
+        "data: [DONE]\n\n",
+        "data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"[DONE] \\\"error\\\" \\\"usage\\\":{\"},\"finish_reason\":null}]}\n\n",
+        "data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"error\"},\"finish_reason\":null}]}\n\n",
+        "data: {\"error\":{\"message\":\"overloaded\",\"type\":\"server_error\"}}\n\n",
+        ": keep-alive\n\n",
+        "event: note\ndata: {\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":null}]}\n\n",
+        "data: {\"choices\":[],\ndata: \"usage\":{\"prompt_tokens\":5,\"completion_tokens\":4}}\n\n",
+        "data: {\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\ndata: \"stop\"}]}\n\n",
+    ];
+
+    const ANTHROPIC: &[&str] = &[
+        "event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"usage\":{\"input_tokens\":9,\"output_tokens\":1}}}\n\n",
+        "event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":\"an error in message_stop\"}}\n\n",
+        "event: ping\ndata: {\"type\":\"ping\"}\n\n",
+        "event: message_delta\ndata: {\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\"end_turn\"},\"usage\":{\"output_tokens\":12}}\n\n",
+        "event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n",
+        "data: {\"type\":\"message_delta\",\"delta\":{\"stop_reason\":null},\"usage\":{\"output_tokens\":4}}\n\n",
+        "event: error\ndata: {\"type\":\"error\",\"error\":{\"type\":\"overloaded_error\",\"message\":\"x\"}}\n\n",
+    ];
+
+    const GEMINI: &[&str] = &[
+        "data: {\"candidates\":[{\"content\":{\"parts\":[{\"text\":\"a\"}]}}],\"usageMetadata\":{\"promptTokenCount\":3,\"candidatesTokenCount\":1}}\n\n",
+        "data: {\"candidates\":[{\"content\":{\"parts\":[{\"text\":\"b\"}]},\"finishReason\":\"STOP\"}],\"usageMetadata\":{\"promptTokenCount\":3,\"candidatesTokenCount\":6}}\n\n",
+        "data: {\"candidates\":[{\"content\":{\"parts\":[{\"text\":\"c\"}]}}]}\n\n",
+    ];
+
+    fn body(events: &[&str], picks: &[usize], crlf: bool, cut: Option<usize>) -> Vec<u8> {
+        let mut b: String = picks.iter().map(|&i| events[i % events.len()]).collect();
+        if crlf {
+            b = b.replace('\n', "\r\n");
+        }
+        let mut b = b.into_bytes();
+        if let Some(cut) = cut {
+            b.truncate(cut % (b.len() + 1));
+        }
+        b
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        #[test]
+        fn scanning_for_keys_observes_what_parsing_every_event_does(
+            mode in 0usize..4,
+            picks in proptest::collection::vec(0usize..64, 0..12),
+            crlf in any::<bool>(),
+            cut in proptest::option::of(0usize..4096),
+            cuts in proptest::collection::vec(0usize..4096, 0..12),
+        ) {
+            let (dialect, events, include_usage) = match mode {
+                0 => (Dialect::OpenAi, OPENAI, true),
+                1 => (Dialect::OpenAi, OPENAI, false),
+                2 => (Dialect::Anthropic, ANTHROPIC, false),
+                _ => (Dialect::Gemini, GEMINI, false),
+            };
+            let mut ctx = ResponseContext::passthrough(dialect, "m", true);
+            ctx.include_usage = include_usage;
+            let body = body(events, &picks, crlf, cut);
+            let (want, usage, complete) = observe_every_event(&ctx, &body);
+
+            let mut cuts: Vec<usize> = cuts.iter().map(|c| c % (body.len() + 1)).collect();
+            cuts.sort_unstable();
+            let mut t = Passthrough::new(&ctx);
+            let (mut out, mut prev) = (Vec::new(), 0);
+            for c in cuts.into_iter().chain([body.len()]) {
+                t.push(&body[prev..c], &mut out);
+                prev = c;
+            }
+            let mut tail = Vec::new();
+            t.finish(&mut tail).unwrap();
+            out.extend_from_slice(&tail);
+            prop_assert_eq!(t.obs.usage, usage);
+            prop_assert_eq!(t.obs.complete, complete);
+            prop_assert!(out.starts_with(&want), "output differs");
+            prop_assert_eq!(out.len() == want.len(), complete);
+        }
+    }
 }
