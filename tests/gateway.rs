@@ -241,6 +241,11 @@ async fn models_are_listed_per_allowlist_on_both_surfaces() {
 }
 
 /// Every client error, in each surface's envelope, on one keep-alive connection.
+/// An OpenAI-surface error case: status, path, headers, body, error type.
+type OpenAiCase<'a> = (u16, &'a str, Vec<(&'a str, &'a str)>, Vec<u8>, &'a str);
+/// An Anthropic-surface error case: status, headers, body, error type.
+type AnthropicCase<'a> = (u16, Vec<(&'a str, &'a str)>, Value, &'a str);
+
 #[tokio::test]
 async fn errors_in_the_callers_envelope_and_the_connection_survives() {
     let mock = common::mock().await;
@@ -249,7 +254,7 @@ async fn errors_in_the_callers_envelope_and_the_connection_survives() {
     let auth = bearer(KEY);
     let narrow = bearer(NARROW_KEY);
 
-    let openai_cases: Vec<(u16, &str, Vec<(&str, &str)>, Vec<u8>, &str)> = vec![
+    let openai_cases: Vec<OpenAiCase> = vec![
         (
             401,
             "/v1/chat/completions",
@@ -329,7 +334,7 @@ async fn errors_in_the_callers_envelope_and_the_connection_survives() {
         .await;
     assert_eq!(missing.json()["error"]["param"], "messages");
 
-    let anthropic_cases: Vec<(u16, Vec<(&str, &str)>, Value, &str)> = vec![
+    let anthropic_cases: Vec<AnthropicCase> = vec![
         (401, vec![], messages(false), "authentication_error"),
         (
             403,

@@ -68,14 +68,18 @@ async fn upstream_saw(mock: &ezrouter_mock::MockServer) -> (String, Value, Strin
     )
 }
 
+/// A tool call rebuilt from its deltas: id, name, arguments.
+type Call = (String, String, String);
+
 /// Rebuilds an OpenAI stream the way openai-python's accumulator does; checks its framing rules.
+/// Returns the text, the tool calls, the finish reason and the usage.
 fn accumulate_openai(
     events: &[(Option<String>, String)],
-) -> (String, Vec<(String, String, String)>, String, Option<Value>) {
+) -> (String, Vec<Call>, String, Option<Value>) {
     assert_eq!(events.last().unwrap().1, "[DONE]", "ends with [DONE]");
     let (mut text, mut calls, mut finish, mut usage) = (
         String::new(),
-        Vec::<(String, String, String)>::new(),
+        Vec::<Call>::new(),
         String::new(),
         None,
     );
