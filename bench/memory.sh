@@ -11,6 +11,7 @@
 # (cargo build --release --bins --example bare_proxy --example sse_probe).
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
+. "$ROOT/bench/lib.sh"
 TGT="${CARGO_TARGET_DIR:-$ROOT/target}/release"
 MASSIF=0
 if [ "${1:-}" = --massif ]; then MASSIF=1; shift; fi
@@ -21,21 +22,13 @@ cleanup() { for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done;
 trap cleanup EXIT
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 
-wait_addr() { # FILE -> the first ADDR:PORT after "listening on"
-  local i
-  for i in $(seq 1 600); do
-    grep -qE 'listening on' "$1" 2>/dev/null && break
-    sleep 0.1
-  done
-  grep -m1 -oE 'listening on [a-z=]*[0-9.]+:[0-9]+' "$1" | grep -oE '[0-9.]+:[0-9]+'
-}
 rss_kb() { awk '/^VmRSS/ {print $2}' "/proc/$1/status"; }
 
 # 40 events 150 ms apart: every stream stays open ~6 s, so all N are held at once.
 "$TGT/ezrouter" mock-upstream --listen 127.0.0.1:0 --chunks 40 --chunk-delay-ms 150 --ttfb-ms 100 \
   --threads 1 >"$WORK/mock.out" 2>&1 &
 PIDS+=($!)
-MOCK=$(wait_addr "$WORK/mock.out")
+MOCK=$(wait_line "$WORK/mock.out" 'listening on ([0-9.:]+)')
 sed "s/@UPSTREAM@/$MOCK/" "$ROOT/bench/ezrouter.toml.tmpl" >"$WORK/ezrouter.toml"
 printf '{"model":"m","messages":[{"role":"user","content":"hi"}],"stream":true}' >"$WORK/body.json"
 
@@ -43,7 +36,7 @@ hold() { # NAME AUTH CMD... : start the proxy, hold N streams, report
   local name=$1 auth=$2; shift 2
   "$@" >"$WORK/$name.out" 2>&1 &
   local pid=$!; PIDS+=($pid)
-  local addr; addr=$(wait_addr "$WORK/$name.out")
+  local addr; addr=$(wait_line "$WORK/$name.out" 'listening on [a-z=]*([0-9.:]+)' 60)
   sleep 1
   local idle; idle=$(rss_kb "$pid")
   "$TGT/examples/sse_probe" --url "http://$addr/v1/chat/completions" --body "@$WORK/body.json" \

@@ -13,6 +13,7 @@
 # per request for each scenario and target.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
+. "$ROOT/bench/lib.sh"
 OUT=${1:-/tmp/ezrouter-profile}
 N_JSON=${N_JSON:-2000}
 N_STREAM=${N_STREAM:-400}
@@ -24,16 +25,6 @@ command -v valgrind >/dev/null || { echo "needs valgrind (apt-get install valgri
 PIDS=()
 cleanup() { for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done; sleep 1; for p in "${PIDS[@]}"; do kill -KILL "$p" 2>/dev/null || true; done; }
 trap cleanup EXIT
-
-wait_line() { # FILE REGEX
-  local i line
-  for i in $(seq 1 1200); do
-    line=$(grep -m1 -oE "$2" "$1" 2>/dev/null || true)
-    [ -n "$line" ] && { echo "$line" | sed -E "s/$2/\1/"; return 0; }
-    sleep 0.1
-  done
-  echo "timed out waiting for $2 in $1" >&2; return 1
-}
 
 "$TGT/ezrouter" mock-upstream --listen 127.0.0.1:0 --chunks 50 --threads 1 >"$OUT/mock.out" 2>&1 &
 PIDS+=($!)
@@ -57,7 +48,7 @@ profile() { # NAME CMD...
   valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file="$OUT/callgrind.out.$name.%p" "$@" \
     >"$OUT/$name.out" 2>"$OUT/$name.err" &
   local pid=$!; PIDS+=($pid)
-  local addr; addr=$(wait_line "$OUT/$name.out" 'listening on [a-z=]*([0-9.:]+)')
+  local addr; addr=$(wait_line "$OUT/$name.out" 'listening on [a-z=]*([0-9.:]+)' 120)
   sleep 2
   echo "$pid $addr"
 }

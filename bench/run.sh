@@ -36,6 +36,7 @@
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
+. "$ROOT/bench/lib.sh"
 ARGS="$*"
 QUICK=0
 DURATION=""
@@ -118,18 +119,6 @@ trap 'exit 130' INT TERM
 
 # ---------------------------------------------------------------------------------------------
 # Processes
-
-# wait_line FILE REGEX: prints the first capture group of the first matching line (10 s max).
-wait_line() {
-  local i line
-  for i in $(seq 1 200); do
-    line=$(grep -m1 -oE "$2" "$1" 2>/dev/null || true)
-    [ -n "$line" ] && { echo "$line" | sed -E "s/$2/\1/"; return 0; }
-    sleep 0.05
-  done
-  echo "timed out waiting for '$2' in $1:" >&2; cat "$1" "${1%.out}.err" >&2 2>/dev/null || true
-  return 1
-}
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
