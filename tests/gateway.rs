@@ -602,10 +602,14 @@ async fn shutdown_closes_idle_connections_at_once_and_lets_streams_finish() {
     );
 }
 
-/// An OpenAI-style upstream that sends its response head at once and the first event 800 ms
-/// later (the mock sends both together), for the one behaviour that needs them apart.
-async fn upstream_with_a_late_first_event() -> std::net::SocketAddr {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+/// A raw upstream for one exchange: accepts one connection, reads the request head, then hands
+/// the socket to `answer`.
+async fn one_exchange_upstream<F, Fut>(answer: F) -> std::net::SocketAddr
+where
+    F: FnOnce(tokio::net::TcpStream) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send,
+{
+    use tokio::io::AsyncReadExt;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move {
@@ -617,6 +621,16 @@ async fn upstream_with_a_late_first_event() -> std::net::SocketAddr {
             assert!(n > 0, "the gateway closed before sending its request");
             req.extend_from_slice(&buf[..n]);
         }
+        answer(sock).await;
+    });
+    addr
+}
+
+/// An OpenAI-style upstream that sends its response head at once and the first event 800 ms
+/// later (the mock sends both together), for the one behaviour that needs them apart.
+async fn upstream_with_a_late_first_event() -> std::net::SocketAddr {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    one_exchange_upstream(|mut sock| async move {
         sock.write_all(
             b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n",
         )
@@ -630,9 +644,9 @@ data: [DONE]
 "#;
         let body = format!("{:x}\r\n{event}\r\n0\r\n\r\n", event.len());
         sock.write_all(body.as_bytes()).await.unwrap();
-        let _ = sock.read(&mut buf).await;
-    });
-    addr
+        let _ = sock.read(&mut [0u8; 64]).await;
+    })
+    .await
 }
 
 #[tokio::test]
@@ -820,26 +834,16 @@ async fn an_http_1_0_client_gets_the_whole_stream_then_the_close() {
 /// An OpenAI-style upstream that answers one request with `events` as a chunked SSE body.
 async fn upstream_streaming(events: &'static str) -> std::net::SocketAddr {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        let (mut sock, _) = listener.accept().await.unwrap();
-        let mut req = Vec::new();
-        let mut buf = [0u8; 4096];
-        while !req.windows(4).any(|w| w == b"\r\n\r\n") {
-            let n = sock.read(&mut buf).await.unwrap();
-            assert!(n > 0, "the gateway closed before sending its request");
-            req.extend_from_slice(&buf[..n]);
-        }
+    one_exchange_upstream(move |mut sock| async move {
         let answer = format!(
             "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n\
              {:x}\r\n{events}\r\n0\r\n\r\n",
             events.len()
         );
         sock.write_all(answer.as_bytes()).await.unwrap();
-        let _ = sock.read(&mut buf).await;
-    });
-    addr
+        let _ = sock.read(&mut [0u8; 64]).await;
+    })
+    .await
 }
 
 #[tokio::test]

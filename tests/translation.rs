@@ -77,12 +77,8 @@ fn accumulate_openai(
     events: &[(Option<String>, String)],
 ) -> (String, Vec<Call>, String, Option<Value>) {
     assert_eq!(events.last().unwrap().1, "[DONE]", "ends with [DONE]");
-    let (mut text, mut calls, mut finish, mut usage) = (
-        String::new(),
-        Vec::<Call>::new(),
-        String::new(),
-        None,
-    );
+    let (mut text, mut calls, mut finish, mut usage) =
+        (String::new(), Vec::<Call>::new(), String::new(), None);
     for (i, (_, data)) in events[..events.len() - 1].iter().enumerate() {
         let chunk: Value = serde_json::from_str(data).unwrap();
         assert!(chunk.get("error").is_none(), "{chunk}");
