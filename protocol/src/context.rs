@@ -17,8 +17,9 @@ pub struct ResponseContext {
     pub client_stream: bool,
     /// The upstream was asked for a stream.
     pub upstream_stream: bool,
-    /// The client asked for the usage chunk (OpenAI `stream_options.include_usage`). When false but
-    /// the gateway asked the upstream for it, the usage chunk is consumed and not forwarded.
+    /// Usage chunks are the client's: it asked for them (OpenAI `stream_options.include_usage`),
+    /// or, in a pass-through, the gateway did not ask the upstream for them. When false, the usage
+    /// chunk the gateway asked for is consumed and not forwarded.
     pub include_usage: bool,
     /// Upstream tool name -> client tool name, for names shortened to fit the upstream's limit.
     pub tool_names: HashMap<String, String>,
