@@ -700,6 +700,51 @@ routes = [{{ provider = "oai" }}]
     assert_idle(&gw, &mock).await;
 }
 
+/// The upstream closes a kept-alive connection just as the gateway reuses it (the mock reads the
+/// request and resets, as a server whose idle timeout fires at that moment does): the request is
+/// sent again on a new connection, once, and it costs the key nothing. A new connection that goes
+/// unanswered is a real failure and fails over as before.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_reused_connection_the_upstream_closed_is_replaced_not_failed_over() {
+    const ONLY: &str = "seq-ok,close,ok,close";
+    let mock = start().await;
+    let m = mock.addr;
+    let gw = Gateway::start(&config(&format!(
+        r#"
+[providers.oai]
+kind = "openai"
+base_url = "http://{m}/v1"
+keys = ["{ONLY}"]
+[models.o]
+routes = [{{ provider = "oai" }}]
+"#
+    )));
+    // One client connection: every request is served by the same worker and its idle list.
+    let mut c = gw.client();
+    let r = call(&mut c, Surface::OpenAi, "o", false).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    // The kept connection is reset unanswered; the same request succeeds on a new one.
+    let r = call(&mut c, Surface::OpenAi, "o", true).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_clean_openai_stream(&r);
+    assert_eq!(mock.stats.key_requests(ONLY), 3);
+    let failovers =
+        |m: &common::metrics::Metrics| m.sum("ezrouter_failovers_total", &[("provider", "oai")]);
+    assert_eq!(
+        failovers(&gw.metrics().await),
+        0.0,
+        "no failover for a stale connection"
+    );
+    // Reused and reset, then reset again on a new connection: that one counts (the only key is
+    // then out of candidates, so the client gets the upstream failure).
+    let r = call(&mut c, Surface::OpenAi, "o", false).await;
+    assert_eq!(r.status, 502, "{}", r.text());
+    assert!(r.text().contains("without an answer"), "{}", r.text());
+    assert_eq!(mock.stats.key_requests(ONLY), 5, "replaced once, not again");
+    assert_eq!(failovers(&gw.metrics().await), 1.0);
+    assert_idle(&gw, &mock).await;
+}
+
 /// The upstream resets the connection after the first events: the client's stream ends with an
 /// error event in its own dialect, and nothing is retried (another key was free).
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -525,45 +525,64 @@ async fn attempt(
     deadline: Instant,
 ) -> Attempt {
     let peer = provider.peer.load_full();
-    let mut conn = match h1::connect(conns, &peer).await {
-        Ok(conn) => conn,
-        Err(e) => {
-            return Attempt::Retry(transport_error(provider, &e, "to connect"), Cause::Failure)
-        }
-    };
-    let head = request_head(session, provider, key, p, p.ctx.client);
     let write_limit = peer
         .options
         .write_timeout
         .unwrap_or(provider.timeouts.connect);
-    if let Err(e) = h1::send(&mut conn.stream, head, &p.body, write_limit).await {
-        return Attempt::Retry(
-            transport_error(provider, &e, "while sending the request"),
-            Cause::Failure,
-        );
-    }
     // One timer for the whole attempt, armed for the nearest limit and moved later as the
     // exchange goes on: tokio wakes its driver for each timer that becomes its earliest, so a
-    // timer per limit would cost a wake-up each per request.
-    let sleep = sleep_until((Instant::now() + provider.timeouts.ttfb).min(deadline));
-    tokio::pin!(sleep);
-    let headed = tokio::select! {
-        biased;
-        r = h1::Response::read(conn) => r,
-        _ = client_gone(session) => return Attempt::ClientGone { usage: Usage::default() },
-        _ = &mut sleep => Err(H1Error::Timeout),
-    };
-    if matches!(headed, Err(H1Error::Timeout)) && Instant::now() >= deadline {
-        return Attempt::Retry(deadline_error(provider), Cause::Failure);
-    }
-    let mut up = match headed {
-        Ok(up) => up,
-        Err(e) => {
-            return Attempt::Retry(
-                transport_error(provider, &e, "before answering"),
-                Cause::Failure,
-            )
+    // timer per limit would cost a wake-up each per request. Set once the request is sent.
+    let timer = std::pin::pin!(None::<Sleep>);
+    let mut timer: Pin<&mut Option<Sleep>> = timer;
+    // A reused connection that the upstream closed at the very moment of reuse (it went
+    // `Unanswered`) says nothing about the upstream or the key: it is replaced by a new
+    // connection once, within this attempt, instead of failing over. The request is re-sent
+    // only when not one byte of an answer came back, as an HTTP client's keep-alive retry does.
+    let mut may_reuse = true;
+    let mut up = loop {
+        let connected = if may_reuse {
+            h1::connect(conns, &peer).await
+        } else {
+            h1::connect_new(conns, &peer).await
+        };
+        let mut conn = match connected {
+            Ok(conn) => conn,
+            Err(e) => {
+                return Attempt::Retry(transport_error(provider, &e, "to connect"), Cause::Failure)
+            }
+        };
+        let replaceable = std::mem::replace(&mut may_reuse, false) && conn.reused;
+        let head = request_head(session, provider, key, p, p.ctx.client);
+        let (err, phase) = match h1::send(&mut conn.stream, head, &p.body, write_limit).await {
+            Err(e) => (e, "while sending the request"),
+            Ok(()) => {
+                timer.set(Some(sleep_until(
+                    (Instant::now() + provider.timeouts.ttfb).min(deadline),
+                )));
+                let sleep = timer.as_mut().as_pin_mut().expect("just set");
+                let headed = tokio::select! {
+                    biased;
+                    r = h1::Response::read(conn) => r,
+                    _ = client_gone(session) => return Attempt::ClientGone { usage: Usage::default() },
+                    _ = sleep => Err(H1Error::Timeout),
+                };
+                match headed {
+                    Ok(up) => break up,
+                    Err(e) => (e, "before answering"),
+                }
+            }
+        };
+        if replaceable && matches!(err, H1Error::Unanswered) {
+            log::debug!(
+                "provider {}: reused connection closed; trying a new one",
+                provider.name
+            );
+            continue;
         }
+        if matches!(err, H1Error::Timeout) && Instant::now() >= deadline {
+            return Attempt::Retry(deadline_error(provider), Cause::Failure);
+        }
+        return Attempt::Retry(transport_error(provider, &err, phase), Cause::Failure);
     };
     let status = up.status();
     if !(200..300).contains(&status) {
@@ -591,6 +610,7 @@ async fn attempt(
             _ => Attempt::Fail(err),
         };
     }
+    let sleep = timer.as_pin_mut().expect("set before the head was read");
     let timer = AttemptTimer { deadline, sleep };
     relay(conns, session, provider, &peer, up, p, timer).await
 }

@@ -27,6 +27,9 @@ pub struct Conn {
     /// starts there, so a provider that answers in bursts is read in one syscall, not in a
     /// doubling series from the small size an idle stream holds.
     pub read_hint: usize,
+    /// Taken from the idle list, not just opened: the upstream may have closed it at the very
+    /// moment it was reused, which says nothing about the upstream's health (`h1::Unanswered`).
+    pub reused: bool,
 }
 
 /// Opens upstream connections and keeps the idle ones, up to a total.
@@ -81,6 +84,7 @@ impl Connections {
                 return None; // `parked` and `expired` close here, outside the lock
             }
             if is_quiet(&mut parked.conn.stream).await {
+                parked.conn.reused = true;
                 return Some(parked.conn);
             }
         }
@@ -92,6 +96,7 @@ impl Connections {
         Ok(Conn {
             stream,
             read_hint: 0,
+            reused: false,
         })
     }
 

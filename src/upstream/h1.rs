@@ -37,6 +37,10 @@ pub enum H1Error {
     Timeout,
     #[error("connection closed before the response was complete")]
     Closed,
+    /// The connection was closed or reset before the request was delivered or before any byte
+    /// of an answer: on a reused connection, the upstream closing it as idle at that moment.
+    #[error("connection closed without an answer")]
+    Unanswered,
     #[error("{0}")]
     Io(#[from] io::Error),
     /// Connecting failed (Pingora's error type names why: refused, TLS, DNS...).
@@ -46,11 +50,29 @@ pub enum H1Error {
     Malformed(&'static str),
 }
 
+impl H1Error {
+    /// `Unanswered` for an I/O error that says the connection went away (`Io` otherwise).
+    fn from_dropped(e: io::Error) -> H1Error {
+        match e.kind() {
+            io::ErrorKind::BrokenPipe
+            | io::ErrorKind::ConnectionReset
+            | io::ErrorKind::ConnectionAborted
+            | io::ErrorKind::UnexpectedEof => H1Error::Unanswered,
+            _ => H1Error::Io(e),
+        }
+    }
+}
+
 /// A pooled connection to `peer` if one is idle, a new one otherwise.
 pub async fn connect(conns: &Connections, peer: &HttpPeer) -> Result<Conn, H1Error> {
     if let Some(conn) = conns.take(peer).await {
         return Ok(conn);
     }
+    connect_new(conns, peer).await
+}
+
+/// A new connection to `peer`.
+pub async fn connect_new(conns: &Connections, peer: &HttpPeer) -> Result<Conn, H1Error> {
     // Boxed: connecting (TCP and TLS handshakes) is an 8 KiB state machine that would otherwise
     // be part of every request's future for the whole life of its stream.
     match Box::pin(conns.open(peer)).await {
@@ -77,7 +99,7 @@ pub async fn send(
         }
         stream.flush().await
     };
-    within(timeout, write).await?.map_err(H1Error::from)
+    within(timeout, write).await?.map_err(H1Error::from_dropped)
 }
 
 /// The output of `future` if it is ready at once, without waiting. Only for cancel-safe futures.
@@ -158,6 +180,8 @@ impl Response {
             read_size,
             peak_read_size: read_size,
         };
+        // Whether any byte of an answer (a 1xx included) has come back.
+        let mut answered = false;
         loop {
             if let Some(done) = resp.parse_head()? {
                 if done {
@@ -168,8 +192,12 @@ impl Response {
             if resp.buf.len() >= MAX_HEAD {
                 return Err(H1Error::Malformed("response head too large"));
             }
-            if resp.fill_now().await? == 0 {
-                return Err(H1Error::Closed);
+            match resp.fill_now().await {
+                Ok(0) if !answered => return Err(H1Error::Unanswered),
+                Ok(0) => return Err(H1Error::Closed),
+                Ok(_) => answered = true,
+                Err(e) if !answered => return Err(H1Error::from_dropped(e)),
+                Err(e) => return Err(H1Error::Io(e)),
             }
         }
     }
@@ -419,6 +447,7 @@ impl Response {
             let conn = Conn {
                 stream: self.stream,
                 read_hint: self.peak_read_size,
+                reused: false,
             };
             conns.release(conn, peer).await;
         }
@@ -457,6 +486,15 @@ mod tests {
         pieces: Vec<&'static [u8]>,
         read_hint: usize,
     ) -> (Response, tokio::task::JoinHandle<()>) {
+        let (resp, server) = read_head(pieces, read_hint).await;
+        (resp.unwrap(), server)
+    }
+
+    /// An upstream that writes `pieces` (5 ms apart) and closes; the head read from it.
+    async fn read_head(
+        pieces: Vec<&'static [u8]>,
+        read_hint: usize,
+    ) -> (Result<Response, H1Error>, tokio::task::JoinHandle<()>) {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let server = tokio::spawn(async move {
@@ -469,7 +507,12 @@ mod tests {
         });
         let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
         let stream: Stream = Box::new(pingora_core::protocols::l4::stream::Stream::from(tcp));
-        let resp = Response::read(Conn { stream, read_hint }).await.unwrap();
+        let resp = Response::read(Conn {
+            stream,
+            read_hint,
+            reused: false,
+        })
+        .await;
         (resp, server)
     }
 
@@ -596,6 +639,18 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_close_before_any_answer_byte_is_unanswered() {
+        // What a reused connection's upstream closing it as idle looks like: nothing at all.
+        let (resp, _s) = read_head(vec![], 0).await;
+        assert!(matches!(resp, Err(H1Error::Unanswered)));
+        // Once any byte came back (a 1xx, part of a head), the request was answered.
+        let (resp, _s) = read_head(vec![b"HTTP/1.1 100 Continue\r\n\r\n"], 0).await;
+        assert!(matches!(resp, Err(H1Error::Closed)));
+        let (resp, _s) = read_head(vec![b"HTTP/1.1 200 O"], 0).await;
+        assert!(matches!(resp, Err(H1Error::Closed)));
+    }
+
+    #[tokio::test]
     async fn idle_timeout_between_pieces() {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -611,6 +666,7 @@ mod tests {
         let mut resp = Response::read(Conn {
             stream,
             read_hint: 0,
+            reused: false,
         })
         .await
         .unwrap();
