@@ -742,6 +742,10 @@ routes = [{{ provider = "oai" }}]
     assert!(r.text().contains("without an answer"), "{}", r.text());
     assert_eq!(mock.stats.key_requests(ONLY), 5, "replaced once, not again");
     assert_eq!(failovers(&gw.metrics().await), 1.0);
+    assert_eq!(
+        c.connections, 1,
+        "one client connection, so one worker's idle list"
+    );
     assert_idle(&gw, &mock).await;
 }
 

@@ -532,12 +532,12 @@ async fn attempt(
     // One timer for the whole attempt, armed for the nearest limit and moved later as the
     // exchange goes on: tokio wakes its driver for each timer that becomes its earliest, so a
     // timer per limit would cost a wake-up each per request. Set once the request is sent.
-    let timer = std::pin::pin!(None::<Sleep>);
-    let mut timer: Pin<&mut Option<Sleep>> = timer;
-    // A reused connection that the upstream closed at the very moment of reuse (it went
-    // `Unanswered`) says nothing about the upstream or the key: it is replaced by a new
-    // connection once, within this attempt, instead of failing over. The request is re-sent
-    // only when not one byte of an answer came back, as an HTTP client's keep-alive retry does.
+    let mut timer = std::pin::pin!(None::<Sleep>);
+    // A reused connection that the upstream closed at the very moment of reuse (its idle timeout
+    // firing as the request arrived: `Unanswered`, not one byte back) says nothing about the
+    // upstream or the key, so it is replaced by a new connection once, within this attempt,
+    // instead of failing over. Like every failover before an answer, this re-sends a request the
+    // upstream may have read but never answered.
     let mut may_reuse = true;
     let mut up = loop {
         let connected = if may_reuse {
@@ -551,7 +551,7 @@ async fn attempt(
                 return Attempt::Retry(transport_error(provider, &e, "to connect"), Cause::Failure)
             }
         };
-        let replaceable = std::mem::replace(&mut may_reuse, false) && conn.reused;
+        let replaceable = conn.reused;
         let head = request_head(session, provider, key, p, p.ctx.client);
         let (err, phase) = match h1::send(&mut conn.stream, head, &p.body, write_limit).await {
             Err(e) => (e, "while sending the request"),
@@ -572,11 +572,12 @@ async fn attempt(
                 }
             }
         };
-        if replaceable && matches!(err, H1Error::Unanswered) {
-            log::debug!(
-                "provider {}: reused connection closed; trying a new one",
+        if replaceable && matches!(err, H1Error::Unanswered(_)) && Instant::now() < deadline {
+            log::info!(
+                "provider {}: a reused connection was closed unanswered ({phase}); sending again on a new one",
                 provider.name
             );
+            may_reuse = false;
             continue;
         }
         if matches!(err, H1Error::Timeout) && Instant::now() >= deadline {

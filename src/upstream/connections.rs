@@ -28,7 +28,7 @@ pub struct Conn {
     /// doubling series from the small size an idle stream holds.
     pub read_hint: usize,
     /// Taken from the idle list, not just opened: the upstream may have closed it at the very
-    /// moment it was reused, which says nothing about the upstream's health (`h1::Unanswered`).
+    /// moment it was reused, which says nothing about the upstream's health (`H1Error::Unanswered`).
     pub reused: bool,
 }
 

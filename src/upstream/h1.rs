@@ -39,8 +39,8 @@ pub enum H1Error {
     Closed,
     /// The connection was closed or reset before the request was delivered or before any byte
     /// of an answer: on a reused connection, the upstream closing it as idle at that moment.
-    #[error("connection closed without an answer")]
-    Unanswered,
+    #[error("connection closed without an answer{}", .0.as_ref().map(|e| format!(" ({e})")).unwrap_or_default())]
+    Unanswered(Option<io::Error>),
     #[error("{0}")]
     Io(#[from] io::Error),
     /// Connecting failed (Pingora's error type names why: refused, TLS, DNS...).
@@ -57,7 +57,7 @@ impl H1Error {
             io::ErrorKind::BrokenPipe
             | io::ErrorKind::ConnectionReset
             | io::ErrorKind::ConnectionAborted
-            | io::ErrorKind::UnexpectedEof => H1Error::Unanswered,
+            | io::ErrorKind::UnexpectedEof => H1Error::Unanswered(Some(e)),
             _ => H1Error::Io(e),
         }
     }
@@ -193,7 +193,7 @@ impl Response {
                 return Err(H1Error::Malformed("response head too large"));
             }
             match resp.fill_now().await {
-                Ok(0) if !answered => return Err(H1Error::Unanswered),
+                Ok(0) if !answered => return Err(H1Error::Unanswered(None)),
                 Ok(0) => return Err(H1Error::Closed),
                 Ok(_) => answered = true,
                 Err(e) if !answered => return Err(H1Error::from_dropped(e)),
@@ -642,7 +642,7 @@ mod tests {
     async fn a_close_before_any_answer_byte_is_unanswered() {
         // What a reused connection's upstream closing it as idle looks like: nothing at all.
         let (resp, _s) = read_head(vec![], 0).await;
-        assert!(matches!(resp, Err(H1Error::Unanswered)));
+        assert!(matches!(resp, Err(H1Error::Unanswered(None))));
         // Once any byte came back (a 1xx, part of a head), the request was answered.
         let (resp, _s) = read_head(vec![b"HTTP/1.1 100 Continue\r\n\r\n"], 0).await;
         assert!(matches!(resp, Err(H1Error::Closed)));
