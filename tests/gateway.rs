@@ -875,3 +875,55 @@ async fn a_usage_chunk_the_gateway_did_not_ask_for_is_the_clients() {
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(r.text(), EVENTS);
 }
+
+/// An upstream that sends one event with its head, a second 150 ms later (in the middle of an
+/// idle wait), then nothing more: the idle timeout must count from that second event. It used to
+/// be re-armed from each timer wake-up instead, so once an event had arrived mid-wait the stream
+/// was never cut (only the total deadline ended it).
+#[tokio::test]
+async fn the_idle_timeout_counts_from_the_last_event_even_one_that_came_mid_wait() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    const EVENT: &str = r#"data: {"id":"c1","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0,"delta":{"content":"hi"},"finish_reason":null}]}
+
+"#;
+    let vendor = one_exchange_upstream(|mut sock| async move {
+        let chunk = format!("{:x}\r\n{EVENT}\r\n", EVENT.len());
+        let head = "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n";
+        sock.write_all(format!("{head}{chunk}").as_bytes())
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        sock.write_all(chunk.as_bytes()).await.unwrap();
+        // Silence until the gateway gives up and closes.
+        let _ = sock.read(&mut [0u8; 64]).await;
+    })
+    .await;
+    let mock = common::mock().await;
+    let extra = format!(
+        "[providers.vendor]\nkind = \"openai\"\nbase_url = \"http://{vendor}/v1\"\nkeys = [\"ok\"]\n\
+         timeouts = {{ idle_ms = 300, total_ms = 20000 }}\n\
+         [providers.vendor.capabilities]\nstream_options = false\n\
+         [models.vendor]\nroutes = [{{ provider = \"vendor\" }}]\n"
+    );
+    let gw = Gateway::start(&config(mock.addr, &extra));
+    let mut c = gw.client();
+    let r = tokio::time::timeout(
+        Duration::from_secs(10),
+        c.post_json(
+            "/v1/chat/completions",
+            &[("authorization", &bearer(KEY))],
+            &json!({"model":"vendor","messages":[{"role":"user","content":"hi"}],"stream":true}),
+        ),
+    )
+    .await
+    .expect("the idle timeout ended the stream well before the total deadline");
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(r.text().contains("timed out"), "{}", r.text());
+    let second = r.pieces[1].0;
+    let end = r.pieces.last().unwrap().0;
+    assert!(
+        end - second >= Duration::from_millis(250) && end - second < Duration::from_millis(1500),
+        "the error came {:?} after the last event (idle 300 ms)",
+        end - second
+    );
+}

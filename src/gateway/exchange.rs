@@ -711,20 +711,23 @@ async fn relay(
         sleep.as_mut().reset(due(Instant::now()));
     }
     loop {
+        // The wait starts when the last burst was handled, and a re-arm keeps counting from
+        // there (counting from the timer's own wake-up would let an upstream that went silent
+        // after an event arrived mid-wait escape the idle limit for good).
         let waiting_since = Instant::now();
-        let next = tokio::select! {
-            biased;
-            r = up.read_body_unbounded() => r.map_err(|e| transport_error(provider, &e, "mid-response")),
-            _ = client_gone(session) => return Attempt::ClientGone { usage: tr.usage() },
-            _ = &mut sleep => {
-                let now = Instant::now();
-                if now >= deadline {
-                    Err(deadline_error(provider))
-                } else if now >= waiting_since + idle {
-                    Err(transport_error(provider, &H1Error::Timeout, "mid-response"))
-                } else {
+        let next = loop {
+            tokio::select! {
+                biased;
+                r = up.read_body_unbounded() => break r.map_err(|e| transport_error(provider, &e, "mid-response")),
+                _ = client_gone(session) => return Attempt::ClientGone { usage: tr.usage() },
+                _ = &mut sleep => {
+                    let now = Instant::now();
+                    if now >= deadline {
+                        break Err(deadline_error(provider));
+                    } else if now >= waiting_since + idle {
+                        break Err(transport_error(provider, &H1Error::Timeout, "mid-response"));
+                    }
                     sleep.as_mut().reset(due(waiting_since));
-                    continue;
                 }
             }
         };
