@@ -846,6 +846,26 @@ async fn upstream_streaming(events: &'static str) -> std::net::SocketAddr {
     .await
 }
 
+/// A gateway whose model `vendor` routes to the raw upstream at `vendor` (`stream_options` off,
+/// `timeouts` as a TOML inline table), and one streaming chat request to it.
+async fn stream_through_vendor(vendor: std::net::SocketAddr, timeouts: &str) -> common::Response {
+    let mock = common::mock().await;
+    let extra = format!(
+        "[providers.vendor]\nkind = \"openai\"\nbase_url = \"http://{vendor}/v1\"\nkeys = [\"ok\"]\n\
+         timeouts = {timeouts}\n\
+         [providers.vendor.capabilities]\nstream_options = false\n\
+         [models.vendor]\nroutes = [{{ provider = \"vendor\" }}]\n"
+    );
+    let gw = Gateway::start(&config(mock.addr, &extra));
+    let mut c = gw.client();
+    c.post_json(
+        "/v1/chat/completions",
+        &[("authorization", &bearer(KEY))],
+        &json!({"model":"vendor","messages":[{"role":"user","content":"hi"}],"stream":true}),
+    )
+    .await
+}
+
 #[tokio::test]
 async fn a_usage_chunk_the_gateway_did_not_ask_for_is_the_clients() {
     // Some OpenAI-compatible vendors send the usage chunk unasked. With `stream_options` off the
@@ -856,22 +876,7 @@ async fn a_usage_chunk_the_gateway_did_not_ask_for_is_the_clients() {
         r#"data: {"id":"c1","object":"chat.completion.chunk","created":1,"model":"m","choices":[],"usage":{"prompt_tokens":5,"completion_tokens":1,"total_tokens":6}}"#,
         "\n\ndata: [DONE]\n\n"
     );
-    let mock = common::mock().await;
-    let vendor = upstream_streaming(EVENTS).await;
-    let extra = format!(
-        "[providers.vendor]\nkind = \"openai\"\nbase_url = \"http://{vendor}/v1\"\nkeys = [\"ok\"]\n\
-         [providers.vendor.capabilities]\nstream_options = false\n\
-         [models.vendor]\nroutes = [{{ provider = \"vendor\" }}]\n"
-    );
-    let gw = Gateway::start(&config(mock.addr, &extra));
-    let mut c = gw.client();
-    let r = c
-        .post_json(
-            "/v1/chat/completions",
-            &[("authorization", &bearer(KEY))],
-            &json!({"model":"vendor","messages":[{"role":"user","content":"hi"}],"stream":true}),
-        )
-        .await;
+    let r = stream_through_vendor(upstream_streaming(EVENTS).await, "{}").await;
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(r.text(), EVENTS);
 }
@@ -898,22 +903,9 @@ async fn the_idle_timeout_counts_from_the_last_event_even_one_that_came_mid_wait
         let _ = sock.read(&mut [0u8; 64]).await;
     })
     .await;
-    let mock = common::mock().await;
-    let extra = format!(
-        "[providers.vendor]\nkind = \"openai\"\nbase_url = \"http://{vendor}/v1\"\nkeys = [\"ok\"]\n\
-         timeouts = {{ idle_ms = 300, total_ms = 20000 }}\n\
-         [providers.vendor.capabilities]\nstream_options = false\n\
-         [models.vendor]\nroutes = [{{ provider = \"vendor\" }}]\n"
-    );
-    let gw = Gateway::start(&config(mock.addr, &extra));
-    let mut c = gw.client();
     let r = tokio::time::timeout(
         Duration::from_secs(10),
-        c.post_json(
-            "/v1/chat/completions",
-            &[("authorization", &bearer(KEY))],
-            &json!({"model":"vendor","messages":[{"role":"user","content":"hi"}],"stream":true}),
-        ),
+        stream_through_vendor(vendor, "{ idle_ms = 300, total_ms = 20000 }"),
     )
     .await
     .expect("the idle timeout ended the stream well before the total deadline");
