@@ -193,6 +193,10 @@ pub fn build(path: Option<PathBuf>) -> Result<(Server, Addresses), String> {
         threads: server_conf.threads,
         grace_period_seconds: Some(server_conf.grace_period_seconds),
         graceful_shutdown_timeout_seconds: Some(server_conf.grace_period_seconds.max(1)),
+        // Pingora's own timeouts (the client keep-alive wait, upstream connects) otherwise run on
+        // its timer thread, which wakes every 10 ms for the life of the process and costs a
+        // locked registration per request; from one second up they use the worker's tokio timer.
+        fast_timeout_to_tokio_threshold_seconds: Some(0),
         ..ServerConf::default()
     };
     let mut server = Server::new_with_opt_and_conf(None, conf);

@@ -919,3 +919,36 @@ async fn the_idle_timeout_counts_from_the_last_event_even_one_that_came_mid_wait
         end - second
     );
 }
+
+/// Pingora's own timeouts (the keep-alive wait between a client's requests, upstream connects) run
+/// on the worker's tokio timer, not on Pingora's timer thread, which would wake every 10 ms for
+/// the life of the process (an idle gateway: ~100 wake-ups a second instead of ~20).
+#[tokio::test]
+async fn serving_requests_starts_no_timer_thread() {
+    let mock = common::mock().await;
+    let gw = Gateway::start(&config(mock.addr, ""));
+    let mut c = gw.client();
+    let auth = bearer(KEY);
+    for stream in [false, true] {
+        let r = c
+            .post_json(
+                "/v1/chat/completions",
+                &[("authorization", &auth)],
+                &chat(stream),
+            )
+            .await;
+        assert_eq!(r.status, 200, "{}", r.text());
+    }
+    // The connection now waits for its next request, under the keep-alive timeout.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let threads: Vec<String> = std::fs::read_dir(format!("/proc/{}/task", gw.pid()))
+        .expect("the gateway's threads")
+        .map(|t| std::fs::read_to_string(t.unwrap().path().join("comm")).unwrap())
+        .map(|name| name.trim_end().to_string())
+        .collect();
+    assert!(
+        threads.iter().any(|t| t.starts_with("ezrouter-")),
+        "{threads:?}"
+    );
+    assert!(!threads.iter().any(|t| t == "Timer thread"), "{threads:?}");
+}
