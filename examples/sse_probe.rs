@@ -505,7 +505,7 @@ fn main() {
         "elapsed_s": (elapsed * 1000.0).round() / 1000.0,
         "rps": ((completed as f64 / (elapsed - ramp.as_secs_f64()).max(1e-3)) * 10.0).round() / 10.0,
         "ttfb_us": {"p50": pct(&s.ttfb, 50.0), "p99": pct(&s.ttfb, 99.0)},
-        "latency_us": {"p50": pct(&s.latency, 50.0), "p99": pct(&s.latency, 99.0)},
+        "latency_us": {"p50": pct(&s.latency, 50.0), "p90": pct(&s.latency, 90.0), "p99": pct(&s.latency, 99.0), "p99.9": pct(&s.latency, 99.9)},
         "gap_us": {"p50": pct(&s.gaps, 50.0), "p99": pct(&s.gaps, 99.0), "max": s.gaps.last()},
     });
     println!("{out}");
