@@ -2,14 +2,17 @@
 //! dedicated thread: a Pingora worker only appends the line to a shared buffer, so a slow or
 //! blocked stderr never stalls request handling.
 //!
-//! The writer wakes on a timer (`FLUSH_EVERY`), not per line: one usage line per request used to
-//! wake it once per request, and on a 2-core box that wake-up cost the request path more than the
-//! line itself (c=1 stream latency p99 -25 %, `bench/RESULTS.md`). Warnings and errors still wake
-//! it at once. `flush` writes whatever is left, for the end of the process.
+//! The writer wakes for a batch, not per line: one usage line per request used to wake it once per
+//! request, and on a 2-core box that wake-up cost the request path more than the line itself (c=1
+//! stream latency p99 -25 %, `bench/RESULTS.md`). The first line into an empty buffer wakes it, and
+//! it writes what has gathered `FLUSH_EVERY` later; with nothing to write it sleeps, so an idle
+//! gateway never wakes it. Warnings and errors are written at once. `flush` writes whatever is
+//! left, for the end of the process.
 //! Level from `EZROUTER_LOG` (`error`, `warn`, `info`, `debug`, `trace`; default `info`).
 
 use std::cell::RefCell;
 use std::io::Write;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, OnceLock};
 use std::thread::Thread;
 use std::time::Duration;
@@ -22,15 +25,47 @@ const FLUSH_EVERY: Duration = Duration::from_millis(100);
 struct Background {
     /// Formatted lines not yet written.
     pending: Mutex<Vec<u8>>,
+    /// A warning or error is pending: write without waiting for more lines.
+    urgent: AtomicBool,
     writer: OnceLock<Thread>,
 }
 
 static LOGGER: Background = Background {
     pending: Mutex::new(Vec::new()),
+    urgent: AtomicBool::new(false),
     writer: OnceLock::new(),
 };
 
 impl Background {
+    /// Adds a formatted line; returns whether the writer must be woken: for the first line since
+    /// it last wrote (it sleeps until then) and for each warning or error.
+    fn append(&self, line: &[u8], urgent: bool) -> bool {
+        let first = {
+            let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+            let first = pending.is_empty();
+            pending.extend_from_slice(line);
+            first
+        };
+        if urgent {
+            self.urgent.store(true, Ordering::Relaxed);
+        }
+        first || urgent
+    }
+
+    /// The writer thread: sleeps while nothing is pending; once a line is, lets more gather for
+    /// `FLUSH_EVERY` (a warning cuts that short), then writes them all.
+    fn write_forever(&self) -> ! {
+        let mut spare = Vec::new();
+        loop {
+            std::thread::park();
+            if !self.urgent.load(Ordering::Relaxed) {
+                std::thread::park_timeout(FLUSH_EVERY);
+            }
+            self.urgent.store(false, Ordering::Relaxed);
+            self.write_pending(&mut spare);
+        }
+    }
+
     /// Writes what is pending; the lock is held only to swap the buffer out.
     fn write_pending(&self, spare: &mut Vec<u8>) {
         spare.clear();
@@ -57,6 +92,7 @@ impl Log for Background {
             // deadlock on it), into a per-thread buffer that is reused: no allocation per line.
             // A line logged while formatting another takes a fresh buffer instead.
             thread_local!(static LINE: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) });
+            let urgent = record.level() <= Level::Warn;
             let append = |line: &mut Vec<u8>| {
                 line.clear();
                 let _ = writeln!(
@@ -66,16 +102,13 @@ impl Log for Background {
                     record.target(),
                     record.args()
                 );
-                self.pending
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .extend_from_slice(line);
+                self.append(line, urgent)
             };
-            LINE.with(|cell| match cell.try_borrow_mut() {
+            let wake = LINE.with(|cell| match cell.try_borrow_mut() {
                 Ok(mut line) => append(&mut line),
                 Err(_) => append(&mut Vec::new()),
             });
-            if record.level() <= Level::Warn {
+            if wake {
                 if let Some(writer) = self.writer.get() {
                     writer.unpark();
                 }
@@ -97,13 +130,7 @@ pub fn init() {
         log::set_max_level(level);
         let writer = std::thread::Builder::new()
             .name("log-writer".into())
-            .spawn(|| {
-                let mut spare = Vec::new();
-                loop {
-                    std::thread::park_timeout(FLUSH_EVERY);
-                    LOGGER.write_pending(&mut spare);
-                }
-            })
+            .spawn(|| LOGGER.write_forever())
             .expect("spawn the log writer");
         let _ = LOGGER.writer.set(writer.thread().clone());
     }
@@ -123,6 +150,7 @@ mod tests {
         log::set_max_level(LevelFilter::Info);
         Background {
             pending: Mutex::new(Vec::new()),
+            urgent: AtomicBool::new(false),
             writer: OnceLock::new(),
         }
     }
@@ -151,6 +179,34 @@ mod tests {
         logger.write_pending(&mut spare);
         assert!(logger.pending.lock().unwrap().is_empty());
         assert_eq!(spare, b"INFO  ezrouter::usage: key=bench\n");
+    }
+
+    /// The writer is woken for the first line after it last wrote and for each warning, not for
+    /// every line (a busy gateway: ~10 wake-ups a second) and not at all while nothing is logged.
+    #[test]
+    fn the_writer_is_woken_by_the_first_line_of_a_batch_and_by_warnings() {
+        let logger = test_logger();
+        assert!(
+            logger.append(b"one\n", false),
+            "the first line wakes the writer"
+        );
+        assert!(
+            !logger.append(b"two\n", false),
+            "later lines join its batch"
+        );
+        assert!(!logger.urgent.load(Ordering::Relaxed));
+        assert!(
+            logger.append(b"warning\n", true),
+            "a warning is written at once"
+        );
+        assert!(logger.urgent.load(Ordering::Relaxed));
+        let mut spare = Vec::new();
+        logger.write_pending(&mut spare);
+        assert_eq!(spare, b"one\ntwo\nwarning\n");
+        assert!(
+            logger.append(b"three\n", false),
+            "a new batch after the write"
+        );
     }
 
     /// A value whose `Display` logs (Pingora's errors can) neither deadlocks nor loses a line.
