@@ -1,5 +1,6 @@
 //! The client listener: a Pingora service that accepts TCP connections and runs each as one
-//! tokio task driving `Gateway` (an `HttpServerApp`) request after request.
+//! tokio task driving an `HttpServerApp` (the `Gateway`, or the admin app) request after request.
+//! Its sockets are bound when it is built, so a port 0 is known before anything is reported.
 //!
 //! Why not Pingora's listening `Service`: per connection it spawns a task whose future has the
 //! TLS-capable handshake inline (8.8 KB) and boxes a protocol-sniffing `process_new` (3.8 KB),
@@ -29,7 +30,7 @@ use pingora_core::server::{ListenFds, ShutdownWatch};
 use pingora_core::services::Service;
 use tokio::task::JoinSet;
 
-use crate::gateway::{stopped, Gateway};
+use crate::gateway::stopped;
 
 mod conn;
 use conn::ClientConn;
@@ -42,28 +43,29 @@ const BACKLOG: u32 = 65_535;
 /// Idle time allowed between two requests on one connection, as Pingora's HTTP apps allow.
 const KEEPALIVE_SECONDS: u64 = 60;
 
-pub struct Listener {
+pub struct Listener<A> {
     name: String,
     /// One per worker thread: its listening socket, bound at build time (so a taken port fails
-    /// the start, not a worker), and its gateway (with that thread's idle upstream connections).
-    workers: Vec<(std::net::TcpListener, Gateway)>,
+    /// the start, not a worker), and its app (a gateway has that thread's idle upstream
+    /// connections).
+    workers: Vec<(std::net::TcpListener, A)>,
 }
 
-impl Listener {
-    /// Binds `addr` (port 0: any free port) once per gateway and returns the listener with its
-    /// real address; one worker thread per gateway will serve it.
+impl<A: HttpServerApp + Send + Sync + 'static> Listener<A> {
+    /// Binds `addr` (port 0: any free port) once per app and returns the listener with its real
+    /// address; one worker thread per app will serve it.
     pub fn bind(
         name: &str,
         addr: SocketAddr,
-        gateways: Vec<Gateway>,
-    ) -> std::io::Result<(Listener, SocketAddr)> {
+        apps: Vec<A>,
+    ) -> std::io::Result<(Listener<A>, SocketAddr)> {
         let mut local = addr;
-        let mut workers = Vec::with_capacity(gateways.len());
-        for gateway in gateways {
+        let mut workers = Vec::with_capacity(apps.len());
+        for app in apps {
             let socket = listen(local)?;
             // Port 0 picked a port: the other workers' sockets join that one.
             local = socket.local_addr()?;
-            workers.push((socket, gateway));
+            workers.push((socket, app));
         }
         let listener = Listener {
             name: name.to_string(),
@@ -90,7 +92,7 @@ fn listen(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
 }
 
 /// One client connection: requests in turn while the connection stays reusable.
-async fn serve(gateway: Arc<Gateway>, tcp: tokio::net::TcpStream, shutdown: ShutdownWatch) {
+async fn serve<A: HttpServerApp>(app: Arc<A>, tcp: tokio::net::TcpStream, shutdown: ShutdownWatch) {
     // Writes are already gathered (a head leaves with its body); Nagle would hold a stream's
     // next event back for the client's delayed ACK.
     let _ = tcp.set_nodelay(true);
@@ -102,7 +104,7 @@ async fn serve(gateway: Arc<Gateway>, tcp: tokio::net::TcpStream, shutdown: Shut
         if let Some(settings) = settings.take() {
             settings.apply_to_session(&mut session);
         }
-        match gateway.process_new_http(session, &shutdown).await {
+        match app.process_new_http(session, &shutdown).await {
             Some(reused) => (stream, settings) = reused.consume(),
             None => return,
         }
@@ -122,7 +124,12 @@ async fn keep_a_timer_due_within_a_second() {
 
 /// One worker thread: accepts and serves until shutdown, then lets its connections finish
 /// (Pingora's grace period bounds that: the process exits after it).
-fn work(name: &str, socket: std::net::TcpListener, gateway: Arc<Gateway>, shutdown: ShutdownWatch) {
+fn work<A: HttpServerApp + Send + Sync + 'static>(
+    name: &str,
+    socket: std::net::TcpListener,
+    app: Arc<A>,
+    shutdown: ShutdownWatch,
+) {
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -142,7 +149,7 @@ fn work(name: &str, socket: std::net::TcpListener, gateway: Arc<Gateway>, shutdo
             tokio::select! {
                 accepted = listener.accept() => match accepted {
                     Ok((tcp, _)) => {
-                        connections.spawn(serve(gateway.clone(), tcp, shutdown.clone()));
+                        connections.spawn(serve(app.clone(), tcp, shutdown.clone()));
                     }
                     Err(e) => {
                         log::error!("{name}: accept failed: {e}");
@@ -164,19 +171,19 @@ fn work(name: &str, socket: std::net::TcpListener, gateway: Arc<Gateway>, shutdo
 }
 
 #[async_trait]
-impl Service for Listener {
+impl<A: HttpServerApp + Send + Sync + 'static> Service for Listener<A> {
     async fn start_service(
         &mut self,
         _fds: Option<ListenFds>,
         mut shutdown: ShutdownWatch,
         _listeners_per_fd: usize,
     ) {
-        for (i, (socket, gateway)) in self.workers.drain(..).enumerate() {
+        for (i, (socket, app)) in self.workers.drain(..).enumerate() {
             let name = format!("{}-{i}", self.name);
             let shutdown = shutdown.clone();
             let spawned = std::thread::Builder::new()
                 .name(name.clone())
-                .spawn(move || work(&name, socket, Arc::new(gateway), shutdown));
+                .spawn(move || work(&name, socket, Arc::new(app), shutdown));
             if let Err(e) = spawned {
                 log::error!("{}: cannot start a worker thread: {e}", self.name);
             }

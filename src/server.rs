@@ -1,7 +1,7 @@
 //! Builds the Pingora server from a config: the proxy service, the admin service, the config
 //! reloader and, when a provider needs it, the in-process mock upstream.
 
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
 
@@ -10,7 +10,6 @@ use async_trait::async_trait;
 use pingora_core::server::configuration::ServerConf;
 use pingora_core::server::{Server, ShutdownWatch};
 use pingora_core::services::background::{background_service, BackgroundService};
-use pingora_core::services::listening::Service;
 
 use crate::config::schema::ProviderKind;
 use crate::config::{self, Loaded};
@@ -25,16 +24,6 @@ use crate::upstream::pool::Registry;
 pub struct Addresses {
     pub proxy: SocketAddr,
     pub admin: Option<SocketAddr>,
-}
-
-/// Port 0 means "any free port": pick one now so it can be reported before Pingora binds it.
-fn concrete(addr: &str) -> Result<SocketAddr, String> {
-    let parsed: SocketAddr = addr.parse().map_err(|_| format!("bad address `{addr}`"))?;
-    if parsed.port() != 0 {
-        return Ok(parsed);
-    }
-    let probe = TcpListener::bind(parsed).map_err(|e| format!("cannot bind {addr}: {e}"))?;
-    probe.local_addr().map_err(|e| e.to_string())
 }
 
 /// The in-process mock upstream, started once on its own small runtime, so it serves whatever
@@ -183,10 +172,15 @@ pub fn build(path: Option<PathBuf>) -> Result<(Server, Addresses), String> {
         .listen
         .parse()
         .map_err(|_| format!("bad address `{}`", server_conf.listen))?;
-    let admin_addr = if server_conf.admin_listen.is_empty() {
+    let admin_addr: Option<SocketAddr> = if server_conf.admin_listen.is_empty() {
         None
     } else {
-        Some(concrete(&server_conf.admin_listen)?)
+        Some(
+            server_conf
+                .admin_listen
+                .parse()
+                .map_err(|_| format!("bad address `{}`", server_conf.admin_listen))?,
+        )
     };
 
     let conf = ServerConf {
@@ -218,15 +212,18 @@ pub fn build(path: Option<PathBuf>) -> Result<(Server, Addresses), String> {
         .map_err(|e| format!("cannot listen on {proxy_addr}: {e}"))?;
     server.add_service(listener);
 
-    if let Some(addr) = admin_addr {
-        let mut admin = Service::new(
-            "ezrouter admin".into(),
-            pingora_core::apps::http_app::HttpServer::new_app(crate::admin::Admin),
-        );
-        admin.add_tcp(&addr.to_string());
-        admin.threads = Some(1);
-        server.add_service(admin);
-    }
+    // Bound here like the proxy's, so a port 0 is known (and reported) before anything else can
+    // take it; one worker thread.
+    let admin_addr = match admin_addr {
+        Some(addr) => {
+            let app = pingora_core::apps::http_app::HttpServer::new_app(crate::admin::Admin);
+            let (admin, local) = Listener::bind("ezrouter admin", addr, vec![app])
+                .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+            server.add_service(admin);
+            Some(local)
+        }
+        None => None,
+    };
     server.add_service(background_service(
         "minute chores",
         MinuteChores {

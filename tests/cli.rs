@@ -85,3 +85,41 @@ fn version() {
         concat!("ezrouter ", env!("CARGO_PKG_VERSION"))
     );
 }
+
+/// `serve` reports its ports once they are bound: with port 0 the reported ports are already
+/// listening (a connect succeeds at once) and no other process can take them in between.
+#[test]
+fn serve_reports_ports_it_has_already_bound() {
+    use std::io::BufRead;
+    let path = write(
+        "ports",
+        "[server]\nlisten = \"127.0.0.1:0\"\nadmin_listen = \"127.0.0.1:0\"\nthreads = 1\n",
+    );
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ezrouter"))
+        .args(["serve", "-c"])
+        .arg(&path)
+        .env("EZROUTER_LOG", "warn")
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn ezrouter");
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let port = |key: &str| -> std::net::SocketAddr {
+        line.split_whitespace()
+            .find_map(|w| w.strip_prefix(key))
+            .and_then(|a| a.parse().ok())
+            .unwrap_or_else(|| panic!("no {key} in {line:?}"))
+    };
+    let connects = [port("proxy="), port("admin=")].map(std::net::TcpStream::connect);
+    let _ = child.kill();
+    let _ = child.wait();
+    let _ = std::fs::remove_file(path);
+    for (r, name) in connects.iter().zip(["proxy", "admin"]) {
+        assert!(
+            r.is_ok(),
+            "{name} port not listening when reported: {r:?} ({line:?})"
+        );
+    }
+}

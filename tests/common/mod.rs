@@ -55,9 +55,8 @@ mod tempdir {
 impl Gateway {
     /// Starts `ezrouter serve` on `config` (TOML text; `listen`/`admin_listen` default to port 0).
     ///
-    /// With port 0 the gateway picks a free port and Pingora binds it a moment later, so another
-    /// process can grab it in between: the start only counts once `/health` on every listener
-    /// answers with this child's pid; otherwise it starts again.
+    /// The gateway binds its ports before it reports them, so the reported ports are its own:
+    /// checked here once, through `/health` (which answers with the process id) on each.
     pub fn start(config: &str) -> Gateway {
         Self::start_with_env(config, &[])
     }
@@ -67,48 +66,47 @@ impl Gateway {
         let dir = tempdir::TempDir::new();
         let path = dir.path().join("ezrouter.toml");
         std::fs::write(&path, config).unwrap();
-        for _ in 0..5 {
-            let mut child = Command::new(env!("CARGO_BIN_EXE_ezrouter"))
-                .args(["serve", "-c"])
-                .arg(&path)
-                .env("EZROUTER_LOG", "warn")
-                .envs(env.iter().copied())
-                .stdout(Stdio::piped())
-                .stderr(Stdio::inherit())
-                .spawn()
-                .expect("spawn ezrouter");
-            let mut line = String::new();
-            BufReader::new(child.stdout.take().unwrap())
-                .read_line(&mut line)
-                .unwrap();
-            let parse = |key: &str| -> Option<SocketAddr> {
-                line.split_whitespace()
-                    .find_map(|w| w.strip_prefix(key))
-                    .and_then(|a| a.parse().ok())
+        let mut child = Command::new(env!("CARGO_BIN_EXE_ezrouter"))
+            .args(["serve", "-c"])
+            .arg(&path)
+            .env("EZROUTER_LOG", "warn")
+            .envs(env.iter().copied())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn ezrouter");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let parse = |key: &str| -> Option<SocketAddr> {
+            line.split_whitespace()
+                .find_map(|w| w.strip_prefix(key))
+                .and_then(|a| a.parse().ok())
+        };
+        let addr = parse("proxy=").unwrap_or_else(|| panic!("gateway did not start: {line:?}"));
+        let admin = parse("admin=");
+        let pid = child.id();
+        // Its workers may take a moment to start accepting (the sockets already queue connects).
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        for port in std::iter::once(addr).chain(admin) {
+            let answered = loop {
+                match health_pid(port) {
+                    Some(answered) => break answered,
+                    None if std::time::Instant::now() < deadline => {
+                        std::thread::sleep(std::time::Duration::from_millis(10))
+                    }
+                    None => panic!("{port} never answered /health ({line:?})"),
+                }
             };
-            let addr = parse("proxy=").unwrap_or_else(|| panic!("gateway did not start: {line:?}"));
-            let admin = parse("admin=");
-            let pid = child.id();
-            let ours = |a: SocketAddr| health_pid(a) == Some(pid);
-            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-            while std::time::Instant::now() < deadline {
-                if ours(addr) && admin.is_none_or(ours) {
-                    return Gateway {
-                        child,
-                        addr,
-                        admin,
-                        _dir: dir,
-                    };
-                }
-                if matches!(child.try_wait(), Ok(Some(_))) {
-                    break; // lost the port race: its bind failed
-                }
-                std::thread::sleep(std::time::Duration::from_millis(10));
-            }
-            let _ = child.kill();
-            let _ = child.wait();
+            assert_eq!(answered, pid, "{port} is not this gateway's ({line:?})");
         }
-        panic!("the gateway never came up on its own ports");
+        Gateway {
+            child,
+            addr,
+            admin,
+            _dir: dir,
+        }
     }
 
     pub fn client(&self) -> Client {
