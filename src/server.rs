@@ -216,8 +216,7 @@ pub fn build(path: Option<PathBuf>) -> Result<(Server, Addresses), String> {
     // take it; one worker thread.
     let admin_addr = match admin_addr {
         Some(addr) => {
-            let app = pingora_core::apps::http_app::HttpServer::new_app(crate::admin::Admin);
-            let (admin, local) = Listener::bind("ezrouter admin", addr, vec![app])
+            let (admin, local) = Listener::bind("ezrouter admin", addr, vec![crate::admin::Admin])
                 .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
             server.add_service(admin);
             Some(local)

@@ -562,6 +562,9 @@ async fn shutdown_closes_idle_connections_at_once_and_lets_streams_finish() {
 
     let mut idle = gw.client();
     assert_eq!(idle.get("/health", &[]).await.status, 200);
+    // A scraper's keep-alive connection to the admin port, idle too.
+    let mut scraper = common::Client::new(gw.admin.expect("the admin port is on"));
+    assert_eq!(scraper.get("/metrics", &[]).await.status, 200);
 
     // A stream of 3 events 700 ms apart, under way when the signal arrives.
     let mut streaming = gw.client();
@@ -591,6 +594,12 @@ async fn shutdown_closes_idle_connections_at_once_and_lets_streams_finish() {
     assert!(
         started.elapsed() < Duration::from_secs(2),
         "the idle keep-alive connection was closed at shutdown, not left to time out"
+    );
+    let rest = scraper.read_for(Duration::from_secs(3)).await;
+    assert!(rest.is_empty(), "{}", String::from_utf8_lossy(&rest));
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "the idle admin connection was closed at shutdown too"
     );
     let tail = streaming
         .read_until(b"[DONE]", Duration::from_secs(5))

@@ -61,14 +61,7 @@ impl HttpServerApp for Gateway {
         mut session: Session,
         shutdown: &ShutdownWatch,
     ) -> Option<ReusedHttpStream> {
-        let mut stopping = shutdown.clone();
-        let read = tokio::select! {
-            biased; // a request already buffered is served, not dropped
-            read = session.read_request() => read,
-            // An idle keep-alive connection stops waiting when the service shuts down.
-            _ = stopped(&mut stopping) => return None,
-        };
-        match read {
+        match next_request(&mut session, shutdown).await? {
             Ok(true) => {}
             Ok(false) => return None, // the client closed an idle connection
             Err(e) => {
@@ -104,6 +97,20 @@ impl HttpServerApp for Gateway {
 /// future stays `Send`).
 pub(crate) async fn stopped(shutdown: &mut ShutdownWatch) {
     let _ = shutdown.wait_for(|stop| *stop).await;
+}
+
+/// Reads the next request head on a connection (`Ok(false)`: the client closed it). `None` when
+/// the server shuts down first: an idle keep-alive connection does not hold the shutdown up.
+pub(crate) async fn next_request(
+    session: &mut Session,
+    shutdown: &ShutdownWatch,
+) -> Option<pingora_error::Result<bool>> {
+    let mut stopping = shutdown.clone();
+    tokio::select! {
+        biased; // a request already buffered is served, not dropped
+        read = session.read_request() => Some(read),
+        _ = stopped(&mut stopping) => None,
+    }
 }
 
 impl Ctx {
