@@ -415,11 +415,11 @@ fn request_head(
     h
 }
 
-/// The most upstream bytes gathered from already-arrived chunks into one burst (one write).
+/// The most upstream bytes gathered from already-arrived chunks into one burst (one write). A
+/// stream's first burst is not cut shorter: a second write right behind the first woke the client
+/// twice, and when the client shared the proxy's core it preempted the proxy in between (c=1: 7 us
+/// more CPU per stream, and a slow mode for 10 % or more of the streams; `bench/RESULTS.md`).
 const COALESCE_MAX: usize = 16 * 1024;
-/// A stream's first burst (written with its head) takes at most about this much of what has
-/// arrived, so the first token does not wait while the rest is translated; the rest follows at once.
-const FIRST_WRITE_MAX: usize = 1024;
 
 /// The client's `anthropic-beta` flags an upstream accepts: all of them (real Anthropic), or only
 /// the listed ones (Anthropic-compatible vendors 400 on flags they do not know).
@@ -742,12 +742,7 @@ async fn relay(
                 Err(err) => failed = Some(err),
             }
             // Bounded, so a burst cannot delay the first bytes of a stream by much.
-            let limit = if head_sent {
-                COALESCE_MAX
-            } else {
-                FIRST_WRITE_MAX
-            };
-            if ended || failed.is_some() || burst.len() >= limit {
+            if ended || failed.is_some() || burst.len() >= COALESCE_MAX {
                 break;
             }
             // A stream's first events leave as soon as they are here: only what is already
