@@ -49,6 +49,8 @@ pub struct Listener<A> {
     /// the start, not a worker), and its app (a gateway has that thread's idle upstream
     /// connections).
     workers: Vec<(std::net::TcpListener, A)>,
+    /// Each worker keeps a timer due within a second (`keep_a_timer_due_within_a_second`).
+    steady_timer: bool,
 }
 
 impl<A: HttpServerApp + Send + Sync + 'static> Listener<A> {
@@ -70,8 +72,16 @@ impl<A: HttpServerApp + Send + Sync + 'static> Listener<A> {
         let listener = Listener {
             name: name.to_string(),
             workers,
+            steady_timer: true,
         };
         Ok((listener, local))
+    }
+
+    /// For a port whose requests are few and set no timers of their own (the admin port): its
+    /// worker keeps no steady timer, so it sleeps while idle.
+    pub fn without_steady_timer(mut self) -> Self {
+        self.steady_timer = false;
+        self
     }
 }
 
@@ -115,7 +125,8 @@ async fn serve<A: HttpServerApp>(app: Arc<A>, tcp: tokio::net::TcpStream, shutdo
 /// is registered that is due before every pending one. At low load that is each request's first
 /// timer (an upstream attempt's, seconds to minutes out). With this timer always due within a
 /// second, request timers are not the earliest and register silently; it costs one wake-up a
-/// second. Spawned on each worker's runtime, the one whose driver serves its requests.
+/// second. Spawned on each worker's runtime, the one whose driver serves its requests (not the
+/// admin port's: `Listener::without_steady_timer`).
 async fn keep_a_timer_due_within_a_second() {
     loop {
         tokio::time::sleep(std::time::Duration::from_millis(500)).await;
@@ -128,6 +139,7 @@ fn work<A: HttpServerApp + Send + Sync + 'static>(
     name: &str,
     socket: std::net::TcpListener,
     app: Arc<A>,
+    steady_timer: bool,
     shutdown: ShutdownWatch,
 ) {
     let runtime = match tokio::runtime::Builder::new_current_thread()
@@ -142,7 +154,7 @@ fn work<A: HttpServerApp + Send + Sync + 'static>(
             Ok(l) => l,
             Err(e) => return log::error!("{name}: cannot listen: {e}"),
         };
-        let timer = tokio::spawn(keep_a_timer_due_within_a_second());
+        let timer = steady_timer.then(|| tokio::spawn(keep_a_timer_due_within_a_second()));
         let mut connections = JoinSet::new();
         let mut stopping = shutdown.clone();
         loop {
@@ -166,7 +178,9 @@ fn work<A: HttpServerApp + Send + Sync + 'static>(
         }
         drop(listener);
         while connections.join_next().await.is_some() {}
-        timer.abort();
+        if let Some(timer) = timer {
+            timer.abort();
+        }
     });
 }
 
@@ -181,9 +195,10 @@ impl<A: HttpServerApp + Send + Sync + 'static> Service for Listener<A> {
         for (i, (socket, app)) in self.workers.drain(..).enumerate() {
             let name = format!("{}-{i}", self.name);
             let shutdown = shutdown.clone();
+            let steady_timer = self.steady_timer;
             let spawned = std::thread::Builder::new()
                 .name(name.clone())
-                .spawn(move || work(&name, socket, Arc::new(app), shutdown));
+                .spawn(move || work(&name, socket, Arc::new(app), steady_timer, shutdown));
             if let Err(e) = spawned {
                 log::error!("{}: cannot start a worker thread: {e}", self.name);
             }

@@ -218,7 +218,7 @@ pub fn build(path: Option<PathBuf>) -> Result<(Server, Addresses), String> {
         Some(addr) => {
             let (admin, local) = Listener::bind("ezrouter admin", addr, vec![crate::admin::Admin])
                 .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
-            server.add_service(admin);
+            server.add_service(admin.without_steady_timer());
             Some(local)
         }
         None => None,
