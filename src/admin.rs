@@ -41,7 +41,7 @@ impl HttpServerApp for Admin {
         mut session: ServerSession,
         shutdown: &ShutdownWatch,
     ) -> Option<ReusedHttpStream> {
-        if !matches!(next_request(&mut session, shutdown).await?, Ok(true)) {
+        if !next_request(&mut session, shutdown).await {
             return None;
         }
         if *shutdown.borrow() {

@@ -519,9 +519,9 @@ async fn anthropic_beta_flags_are_filtered_for_compatible_vendors() {
 }
 
 /// Sends raw bytes on a fresh connection and reads until the gateway closes it.
-async fn raw_exchange(gw: &Gateway, request: &[u8]) -> String {
+async fn raw_exchange(addr: std::net::SocketAddr, request: &[u8]) -> String {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut s = tokio::net::TcpStream::connect(gw.addr).await.unwrap();
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
     s.write_all(request).await.unwrap();
     let mut out = Vec::new();
     tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut out))
@@ -535,14 +535,14 @@ async fn raw_exchange(gw: &Gateway, request: &[u8]) -> String {
 async fn a_malformed_request_head_is_400_and_connect_is_405_then_closed() {
     let mock = common::mock().await;
     let gw = Gateway::start(&config(mock.addr, ""));
-    let bad = raw_exchange(
-        &gw,
-        b"POST /v1/chat/completions HTTP/1.1\r\nno colon here\r\n\r\n",
-    )
-    .await;
+    let malformed = b"POST /v1/chat/completions HTTP/1.1\r\nno colon here\r\n\r\n";
+    let bad = raw_exchange(gw.addr, malformed).await;
     assert!(bad.starts_with("HTTP/1.1 400"), "{bad}");
+    // The admin port answers a malformed head the same way.
+    let bad = raw_exchange(gw.admin.unwrap(), malformed).await;
+    assert!(bad.starts_with("HTTP/1.1 400"), "admin: {bad}");
     let tunnel = raw_exchange(
-        &gw,
+        gw.addr,
         b"CONNECT example.com:443 HTTP/1.1\r\nhost: example.com:443\r\n\r\n",
     )
     .await;

@@ -61,16 +61,8 @@ impl HttpServerApp for Gateway {
         mut session: Session,
         shutdown: &ShutdownWatch,
     ) -> Option<ReusedHttpStream> {
-        match next_request(&mut session, shutdown).await? {
-            Ok(true) => {}
-            Ok(false) => return None, // the client closed an idle connection
-            Err(e) => {
-                if e.etype == pingora_error::ErrorType::InvalidHTTPHeader {
-                    let _ = session.respond_error(400).await;
-                }
-                session.shutdown().await;
-                return None;
-            }
+        if !next_request(&mut session, shutdown).await {
+            return None;
         }
         // CONNECT would turn the connection into a tunnel, which no route offers; its framing
         // is unlike any other request's, so it is refused before anything reads a body.
@@ -99,17 +91,25 @@ pub(crate) async fn stopped(shutdown: &mut ShutdownWatch) {
     let _ = shutdown.wait_for(|stop| *stop).await;
 }
 
-/// Reads the next request head on a connection (`Ok(false)`: the client closed it). `None` when
-/// the server shuts down first: an idle keep-alive connection does not hold the shutdown up.
-pub(crate) async fn next_request(
-    session: &mut Session,
-    shutdown: &ShutdownWatch,
-) -> Option<pingora_error::Result<bool>> {
+/// Reads the next request head on a connection; false when there is none to serve: the client
+/// closed the connection, its head was malformed (answered 400, then closed), or the server shut
+/// down first (an idle keep-alive connection does not hold the shutdown up).
+pub(crate) async fn next_request(session: &mut Session, shutdown: &ShutdownWatch) -> bool {
     let mut stopping = shutdown.clone();
-    tokio::select! {
+    let read = tokio::select! {
         biased; // a request already buffered is served, not dropped
-        read = session.read_request() => Some(read),
-        _ = stopped(&mut stopping) => None,
+        read = session.read_request() => read,
+        _ = stopped(&mut stopping) => return false,
+    };
+    match read {
+        Ok(read) => read,
+        Err(e) => {
+            if e.etype == pingora_error::ErrorType::InvalidHTTPHeader {
+                let _ = session.respond_error(400).await;
+            }
+            session.shutdown().await;
+            false
+        }
     }
 }
 
