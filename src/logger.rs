@@ -133,6 +133,16 @@ pub fn init() {
             .spawn(|| LOGGER.write_forever())
             .expect("spawn the log writer");
         let _ = LOGGER.writer.set(writer.thread().clone());
+        // A line logged before the writer was known woke no one, and later lines only wake it
+        // for an empty buffer: wake it now, or they would wait for the next warning.
+        if !LOGGER
+            .pending
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_empty()
+        {
+            writer.thread().unpark();
+        }
     }
 }
 
