@@ -841,7 +841,7 @@ async fn an_http_1_0_client_gets_the_whole_stream_then_the_close() {
 }
 
 /// An OpenAI-style upstream that answers one request with `events` as a chunked SSE body.
-async fn upstream_streaming(events: &'static str) -> std::net::SocketAddr {
+async fn upstream_streaming(events: String) -> std::net::SocketAddr {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     one_exchange_upstream(move |mut sock| async move {
         let answer = format!(
@@ -885,9 +885,53 @@ async fn a_usage_chunk_the_gateway_did_not_ask_for_is_the_clients() {
         r#"data: {"id":"c1","object":"chat.completion.chunk","created":1,"model":"m","choices":[],"usage":{"prompt_tokens":5,"completion_tokens":1,"total_tokens":6}}"#,
         "\n\ndata: [DONE]\n\n"
     );
-    let r = stream_through_vendor(upstream_streaming(EVENTS).await, "{}").await;
+    let r = stream_through_vendor(upstream_streaming(EVENTS.into()).await, "{}").await;
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(r.text(), EVENTS);
+}
+
+/// A stream whose upstream ended before its first event left (the whole body in one burst) is
+/// sent with `Content-Length`: nothing waits, so there is nothing to chunk. One whose events come
+/// apart stays chunked, its first event sent before the rest exists.
+#[tokio::test]
+async fn a_stream_in_hand_before_its_head_is_length_delimited_others_are_chunked() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    const FIRST: &str = concat!(
+        r#"data: {"id":"c1","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0,"delta":{"role":"assistant","content":"hi"},"finish_reason":null}]}"#,
+        "\n\n"
+    );
+    const REST: &str = concat!(
+        r#"data: {"id":"c1","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0,"delta":{},"finish_reason":"stop"}]}"#,
+        "\n\ndata: [DONE]\n\n"
+    );
+    let whole = format!("{FIRST}{REST}");
+    let r = stream_through_vendor(upstream_streaming(whole.clone()).await, "{}").await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.text(), whole);
+    assert_eq!(r.header("content-length"), Some(&*whole.len().to_string()));
+    assert_eq!(r.header("transfer-encoding"), None);
+    assert_eq!(r.header("content-type"), Some("text/event-stream"));
+
+    let vendor = one_exchange_upstream(|mut sock| async move {
+        let head = "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n";
+        let first = format!("{head}{:x}\r\n{FIRST}\r\n", FIRST.len());
+        sock.write_all(first.as_bytes()).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let rest = format!("{:x}\r\n{REST}\r\n0\r\n\r\n", REST.len());
+        sock.write_all(rest.as_bytes()).await.unwrap();
+        let _ = sock.read(&mut [0u8; 64]).await;
+    })
+    .await;
+    let r = stream_through_vendor(vendor, "{}").await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.text(), whole);
+    assert_eq!(r.header("transfer-encoding"), Some("chunked"));
+    assert_eq!(r.header("content-length"), None);
+    assert_eq!(
+        r.pieces[0].1,
+        FIRST.as_bytes(),
+        "the first event left alone"
+    );
 }
 
 /// An upstream that sends one event with its head, a second 150 ms later (in the middle of an

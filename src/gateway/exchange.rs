@@ -778,7 +778,7 @@ async fn relay(
         if !head_sent && (!out.is_empty() || failed.is_some()) {
             // A body write follows at once (events, or an error event).
             crate::listener::gather_head_with_body(session);
-            if respond::stream_header(session, tr.content_type())
+            if respond::stream_header(session, tr.content_type(), None)
                 .await
                 .is_err()
             {
@@ -811,16 +811,14 @@ async fn relay(
     let finished = tr.finish(&mut out);
     up.release(conns, peer).await;
     if stream {
-        // The last events, the end of the body and the head if still unsent: one write.
-        crate::listener::gather_to_end_of_body(session);
-        if !head_sent {
-            crate::listener::gather_head_with_body(session);
-            if respond::stream_header(session, tr.content_type())
-                .await
-                .is_err()
-            {
-                return Attempt::ClientGone { usage: tr.usage() };
-            }
+        // The last events and the end of the body (and the head if still unsent): one write.
+        if head_sent {
+            crate::listener::gather_to_end_of_body(session);
+        } else if respond::stream_header(session, tr.content_type(), Some(out.len()))
+            .await
+            .is_err()
+        {
+            return Attempt::ClientGone { usage: tr.usage() };
         }
         let _ = session.write_response_body(Bytes::from(out), true).await;
         return Attempt::Done {

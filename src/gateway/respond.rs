@@ -10,13 +10,21 @@ pub async fn json(session: &mut Session, status: u16, body: Vec<u8>) -> pingora_
     write(session, status, body, None, true).await
 }
 
-/// Writes the head of an SSE answer; the body follows as the upstream streams.
-pub async fn stream_header(session: &mut Session, content_type: &str) -> pingora_error::Result<()> {
+/// Writes the head of an SSE answer; the body follows as the upstream streams. `length`: the
+/// whole body is already in hand (the upstream stream ended before the first event left), so it
+/// is sent length-delimited, with no chunk framing to add.
+pub async fn stream_header(
+    session: &mut Session,
+    content_type: &str,
+    length: Option<usize>,
+) -> pingora_error::Result<()> {
     let mut h = ResponseHeader::build(200, Some(4 + PINGORA_ADDS))?;
     h.insert_header(http::header::CONTENT_TYPE, content_type)?;
     h.insert_header(http::header::CACHE_CONTROL, "no-cache")?;
     h.insert_header("x-accel-buffering", "no")?;
-    if session.req_header().version == http::Version::HTTP_10 {
+    if let Some(length) = length {
+        h.insert_header(http::header::CONTENT_LENGTH, length)?;
+    } else if session.req_header().version == http::Version::HTTP_10 {
         // An HTTP/1.0 client cannot read chunked framing: its body ends with the connection.
         session.set_keepalive(None);
     } else {

@@ -98,15 +98,15 @@ impl ClientConn {
             return None;
         }
         let n = bufs.iter().map(|b| b.len()).sum();
+        let ends_body = bufs.len() == 1 && &*bufs[0] == LAST_CHUNK;
         // Room for the terminating chunk that follows too: one allocation, not a doubling series
-        // that copies the body at each step.
-        self.held.reserve(n + LAST_CHUNK.len());
+        // that copies the body at each step (nor a last one for the terminator itself).
+        let to_come = if ends_body { 0 } else { LAST_CHUNK.len() };
+        self.held.reserve(n + to_come);
         for buf in bufs {
             self.held.extend_from_slice(buf);
         }
-        if bufs.len() == 1 && &*bufs[0] == LAST_CHUNK {
-            self.body_ended = true;
-        }
+        self.body_ended |= ends_body;
         Some(n)
     }
 
@@ -350,7 +350,9 @@ mod tests {
             b"",
             "nothing leaves before the end"
         );
+        let room = conn.held.capacity();
         conn.write_all(LAST_CHUNK).await.unwrap();
+        assert_eq!(conn.held.capacity(), room, "the terminator fit: no copy");
         conn.flush().await.unwrap();
         let mut got = Vec::new();
         while got.len() < 5 + 6 + large.len() + LAST_CHUNK.len() {

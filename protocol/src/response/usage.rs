@@ -348,13 +348,32 @@ fn trailing_usage(dialect: crate::Dialect, body: &[u8]) -> Option<&[u8]> {
     if value.first() != Some(&b'{') {
         return None;
     }
-    let mut de = serde_json::Deserializer::from_slice(value);
-    let raw = <&serde_json::value::RawValue>::deserialize(&mut de)
-        .ok()?
-        .get();
-    // The raw text borrows from `value` and starts at its first byte.
-    let end = raw.len();
+    let end = object_len(value)?;
     only_scalar_members_then_end(&value[end..]).then_some(&value[..end])
+}
+
+/// The length of the JSON object `s` starts with, found by its braces (strings skipped, so a
+/// brace inside one does not count). Nothing else is checked: the caller parses the slice, once.
+fn object_len(s: &[u8]) -> Option<usize> {
+    let mut depth = 0usize;
+    let mut i = 0;
+    loop {
+        let at = i + memchr::memchr3(b'{', b'}', b'"', &s[i..])?;
+        match s[at] {
+            b'"' => {
+                i = s.len() - skip_string(&s[at..])?.len();
+                continue;
+            }
+            b'{' => depth += 1,
+            _ => {
+                depth = depth.checked_sub(1)?;
+                if depth == 0 {
+                    return Some(at + 1);
+                }
+            }
+        }
+        i = at + 1;
+    }
 }
 
 fn skip_ws(b: &[u8]) -> &[u8] {
@@ -444,6 +463,16 @@ mod tests {
         assert_eq!(
             trailing_usage(crate::Dialect::OpenAi, trailing_object),
             None
+        );
+        let braces_in_strings = br#"{"usage":{"a":{"b":"}{\"}"},"prompt_tokens":2},"z":1}"#;
+        assert_eq!(
+            trailing_usage(crate::Dialect::OpenAi, braces_in_strings),
+            Some(&br#"{"a":{"b":"}{\"}"},"prompt_tokens":2}"#[..])
+        );
+        assert_eq!(
+            trailing_usage(crate::Dialect::OpenAi, br#"{"usage":{"a":{"b":1}"#),
+            None,
+            "an unclosed object"
         );
         let value = br#"{"usage":{"prompt_tokens":1},"note":"usage"}"#;
         assert_eq!(trailing_usage(crate::Dialect::OpenAi, value), None);

@@ -318,7 +318,12 @@ impl ResponseTranslator for Passthrough {
             if let Some(p) = usage_patch_of_body(self.obs.dialect, &self.pending) {
                 p.apply(&mut self.obs.usage);
             }
-            out.append(&mut self.pending);
+            // The body as it came: handed over, not copied (`out` is empty for a JSON answer).
+            if out.is_empty() {
+                std::mem::swap(out, &mut self.pending);
+            } else {
+                out.append(&mut self.pending);
+            }
             return Ok(());
         }
         // What is left is one event without its blank line.
