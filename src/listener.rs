@@ -49,7 +49,7 @@ pub struct Listener<A> {
     /// the start, not a worker), and its app (a gateway has that thread's idle upstream
     /// connections).
     workers: Vec<(std::net::TcpListener, A)>,
-    /// Each worker keeps a timer due within a second (`keep_a_timer_due_within_a_second`).
+    /// Each worker keeps a timer due within a second (`STEADY_TIMER_PERIOD`).
     steady_timer: bool,
 }
 
@@ -123,15 +123,12 @@ async fn serve<A: HttpServerApp>(app: Arc<A>, tcp: tokio::net::TcpStream, shutdo
 
 /// Tokio wakes its timer driver (an eventfd write, then a wasted `epoll_wait`) whenever a timer
 /// is registered that is due before every pending one. At low load that is each request's first
-/// timer (an upstream attempt's, seconds to minutes out). With this timer always due within a
-/// second, request timers are not the earliest and register silently; it costs one wake-up a
-/// second. Spawned on each worker's runtime, the one whose driver serves its requests (not the
-/// admin port's: `Listener::without_steady_timer`).
-async fn keep_a_timer_due_within_a_second() {
-    loop {
-        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
-    }
-}
+/// timer (an upstream attempt's, seconds to minutes out). With a timer always due within a second
+/// while connections are open, request timers are not the earliest and register silently; it
+/// costs two wake-ups a second, and none while the worker has no connection (it sleeps). Kept by
+/// each worker's accept loop, the task whose runtime serves its requests (not the admin port's:
+/// `Listener::without_steady_timer`).
+const STEADY_TIMER_PERIOD: std::time::Duration = std::time::Duration::from_millis(500);
 
 /// One worker thread: accepts and serves until shutdown, then lets its connections finish
 /// (Pingora's grace period bounds that: the process exits after it).
@@ -154,7 +151,8 @@ fn work<A: HttpServerApp + Send + Sync + 'static>(
             Ok(l) => l,
             Err(e) => return log::error!("{name}: cannot listen: {e}"),
         };
-        let timer = steady_timer.then(|| tokio::spawn(keep_a_timer_due_within_a_second()));
+        let steady = tokio::time::sleep(STEADY_TIMER_PERIOD);
+        tokio::pin!(steady);
         let mut connections = JoinSet::new();
         let mut stopping = shutdown.clone();
         loop {
@@ -173,14 +171,16 @@ fn work<A: HttpServerApp + Send + Sync + 'static>(
                 },
                 // Reaps finished connections, so the set holds only live ones.
                 Some(_) = connections.join_next(), if !connections.is_empty() => {}
+                // Re-armed only while connections are open: once the last one closes, it fires
+                // at most once more, and an idle worker sleeps until the next accept.
+                () = &mut steady, if steady_timer && !connections.is_empty() => {
+                    steady.as_mut().reset(tokio::time::Instant::now() + STEADY_TIMER_PERIOD);
+                }
                 _ = stopped(&mut stopping) => break,
             }
         }
         drop(listener);
         while connections.join_next().await.is_some() {}
-        if let Some(timer) = timer {
-            timer.abort();
-        }
     });
 }
 

@@ -1005,3 +1005,59 @@ async fn serving_requests_starts_no_timer_thread() {
     );
     assert!(!threads.iter().any(|t| t == "Timer thread"), "{threads:?}");
 }
+
+/// Voluntary context switches (wake-ups) of the gateway's proxy worker threads so far.
+fn worker_wake_ups(pid: u32) -> u64 {
+    std::fs::read_dir(format!("/proc/{pid}/task"))
+        .expect("the gateway's threads")
+        .map(|t| t.unwrap().path())
+        .filter(|t| {
+            std::fs::read_to_string(t.join("comm")).is_ok_and(|c| c.starts_with("ezrouter-"))
+        })
+        .map(|t| {
+            let status = std::fs::read_to_string(t.join("status")).unwrap();
+            let line = status
+                .lines()
+                .find(|l| l.starts_with("voluntary_ctxt_switches:"))
+                .expect("voluntary_ctxt_switches");
+            line.split_whitespace()
+                .nth(1)
+                .unwrap()
+                .parse::<u64>()
+                .unwrap()
+        })
+        .sum()
+}
+
+/// A worker keeps a timer due within a second while it has connections (so request timers
+/// register without waking its timer driver, `listener.rs`); with none, it sleeps. It used to tick
+/// twice a second for the life of the process.
+#[tokio::test]
+async fn workers_without_connections_sleep() {
+    let mock = common::mock().await;
+    let gw = Gateway::start(&config(mock.addr, ""));
+    {
+        let mut c = gw.client();
+        let r = c
+            .post_json(
+                "/v1/chat/completions",
+                &[("authorization", &bearer(KEY))],
+                &chat(false),
+            )
+            .await;
+        assert_eq!(r.status, 200, "{}", r.text());
+        // While the connection is open, the timer ticks.
+        let before = worker_wake_ups(gw.pid());
+        tokio::time::sleep(Duration::from_millis(1600)).await;
+        assert!(
+            worker_wake_ups(gw.pid()) >= before + 2,
+            "the timer ticks while serving"
+        );
+    }
+    // The connection is closed; the timer fires at most once more.
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let before = worker_wake_ups(gw.pid());
+    tokio::time::sleep(Duration::from_millis(2000)).await;
+    let woken = worker_wake_ups(gw.pid()) - before;
+    assert!(woken <= 1, "idle workers woke {woken} times in 2 s");
+}
