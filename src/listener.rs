@@ -49,7 +49,8 @@ pub struct Listener<A> {
     /// the start, not a worker), and its app (a gateway has that thread's idle upstream
     /// connections).
     workers: Vec<(std::net::TcpListener, A)>,
-    /// Each worker keeps a timer due within a second (`STEADY_TIMER_PERIOD`).
+    /// Each worker keeps a timer due within a second while it has connections
+    /// (`STEADY_TIMER_PERIOD`).
     steady_timer: bool,
 }
 
