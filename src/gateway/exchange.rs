@@ -622,57 +622,16 @@ struct AttemptTimer<'a> {
     sleep: Pin<&'a mut Sleep>,
 }
 
-/// The upstream body pieces of one burst, as one slice. A burst of one piece (a stream's events
-/// arriving one at a time) is passed on as it is; only several are copied together.
-#[derive(Default)]
-struct Burst {
-    one: Option<Bytes>,
-    joined: Vec<u8>,
-}
-
-impl Burst {
-    /// Appends `piece`; `more` is how much else has arrived (room reserved when joining).
-    fn add(&mut self, piece: Bytes, more: usize) {
-        match self.one.take() {
-            None if self.joined.is_empty() => self.one = Some(piece),
-            Some(first) => {
-                self.joined.reserve(first.len() + piece.len() + more);
-                self.joined.extend_from_slice(&first);
-                self.joined.extend_from_slice(&piece);
-            }
-            None => self.joined.extend_from_slice(&piece),
-        }
-    }
-
-    fn bytes(&self) -> &[u8] {
-        self.one.as_deref().unwrap_or(&self.joined)
-    }
-
-    fn len(&self) -> usize {
-        self.bytes().len()
-    }
-
-    fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
-    /// Empty again; a joined burst's allocation is released, not kept while the stream waits.
-    fn clear(&mut self) {
-        self.one = None;
-        self.joined = Vec::new();
-    }
-}
-
 /// Reads a small upstream body (an error, a token count), bounded at 64 KiB.
 async fn read_small_body(up: &mut h1::Response, idle: Duration) -> Vec<u8> {
     const MAX: usize = 64 * 1024;
     let mut body = Vec::new();
-    while let Ok(Some(chunk)) = up.read_body(idle).await {
-        body.extend_from_slice(&chunk[..chunk.len().min(MAX - body.len())]);
-        if body.len() >= MAX {
+    while !up.done() && body.len() < MAX {
+        if up.read_body(&mut body, Some(idle)).await.is_err() {
             break;
         }
     }
+    body.truncate(MAX);
     body
 }
 
@@ -700,9 +659,11 @@ async fn relay(
     // A stream's head goes out with its first events (`ClientConn` gathers the two writes),
     // not on its own ahead of them.
     let mut head_sent = !stream;
-    // Sized for each burst when it starts and handed to the client without a copy.
+    // What the translator makes of each burst, handed to the client without a copy.
     let mut out = Vec::new();
-    let mut burst = Burst::default();
+    // The upstream body bytes of one burst, given to the translator (a pass-through hands them
+    // on as they are).
+    let mut burst = Vec::new();
     // The attempt's timer now bounds each wait for the upstream (`idle`) and the whole body
     // (`deadline`). It is re-armed when it fires before the current wait is `idle` old, not
     // for every event.
@@ -715,54 +676,41 @@ async fn relay(
         // there (counting from the timer's own wake-up would let an upstream that went silent
         // after an event arrived mid-wait escape the idle limit for good).
         let waiting_since = Instant::now();
-        let next = loop {
+        // Every body byte already read comes with it, so a stream's first events leave as
+        // soon as they are here, with only what is already buffered.
+        let mut failed = loop {
             tokio::select! {
                 biased;
-                r = up.read_body_unbounded() => break r.map_err(|e| transport_error(provider, &e, "mid-response")),
+                r = up.read_body(&mut burst, None) => break r.err().map(|e| transport_error(provider, &e, "mid-response")),
                 _ = client_gone(session) => return Attempt::ClientGone { usage: tr.usage() },
                 _ = &mut sleep => {
                     let now = Instant::now();
                     if now >= deadline {
-                        break Err(deadline_error(provider));
+                        break Some(deadline_error(provider));
                     } else if now >= waiting_since + idle {
-                        break Err(transport_error(provider, &H1Error::Timeout, "mid-response"));
+                        break Some(transport_error(provider, &H1Error::Timeout, "mid-response"));
                     }
                     sleep.as_mut().reset(due(waiting_since));
                 }
             }
         };
-        // Take whatever else has already arrived too, so that one write carries it all (as
-        // Pingora's own proxy loop does): one syscall per burst, not per upstream chunk. The
-        // translator reads the burst in one pass too (its per-call work is per burst).
-        let (mut step, mut ended, mut failed) = (next, false, None);
-        loop {
-            match step {
-                Ok(Some(chunk)) => burst.add(chunk, up.buffered()),
-                Ok(None) => ended = true,
-                Err(err) => failed = Some(err),
-            }
-            // Bounded, so a burst cannot delay the first bytes of a stream by much.
-            if ended || failed.is_some() || burst.len() >= COALESCE_MAX {
-                break;
-            }
-            // A stream's first events leave as soon as they are here: only what is already
-            // buffered joins them, not what another read would find.
-            let more = if head_sent {
-                up.read_body_ready().await
-            } else {
-                up.read_body_buffered()
-            };
-            match more {
-                Some(r) => step = r.map_err(|e| transport_error(provider, &e, "mid-response")),
+        // Once events flow, take whatever else has already arrived too, so that one write
+        // carries it all (as Pingora's own proxy loop does): one syscall per burst, not per
+        // upstream read. The translator reads the burst in one pass too (its per-call work is
+        // per burst). Bounded, so a burst cannot delay the events in it by much.
+        while head_sent && failed.is_none() && !up.done() && burst.len() < COALESCE_MAX {
+            match up.read_body_ready(&mut burst).await {
+                Some(r) => {
+                    failed = r
+                        .err()
+                        .map(|e| transport_error(provider, &e, "mid-response"))
+                }
                 None => break,
             }
         }
+        let ended = failed.is_none() && up.done();
         if !burst.is_empty() {
-            // A burst's output is about its input: room for it in one allocation instead of a
-            // doubling series that copies at each step.
-            out.reserve(burst.len());
-            tr.push(burst.bytes(), &mut out);
-            burst.clear();
+            tr.push_owned(std::mem::take(&mut burst), &mut out);
         }
         // A stream that failed before its first event has sent the client nothing (its head
         // waits for that event): it fails over like a non-stream answer.
@@ -772,7 +720,7 @@ async fn relay(
             }
         }
         // The rest of the body is in hand: it leaves with its end, after the loop.
-        if ended && failed.is_none() {
+        if ended {
             break;
         }
         if !head_sent && (!out.is_empty() || failed.is_some()) {

@@ -293,41 +293,21 @@ impl Response {
         Ok(Some(true))
     }
 
-    /// The next piece of the body, `None` at its end. Each read waits at most `idle`.
+    /// Appends the body's next bytes to `out`: every body byte already read, after a read of
+    /// the socket if there was none. Returns once `out` has grown or the body has ended
+    /// ([`Response::done`]). Each read waits at most `idle` (without limit for `None`).
     ///
     /// Cancel-safe: what was read stays in the buffer, and the decoder's state is in `self`.
-    pub async fn read_body(&mut self, idle: Duration) -> Result<Option<Bytes>, H1Error> {
-        self.next_piece(Some(idle)).await
-    }
-
-    /// The next piece of the body, waiting as long as it takes: for a caller that bounds the
-    /// wait itself (one timer per stream instead of one per wait).
-    pub async fn read_body_unbounded(&mut self) -> Result<Option<Bytes>, H1Error> {
-        self.next_piece(None).await
-    }
-
-    /// The next piece of the body if it can be had without waiting: to gather a burst that has
-    /// already arrived into one client write.
-    pub async fn read_body_ready(&mut self) -> Option<Result<Option<Bytes>, H1Error>> {
-        ready_now(self.next_piece(None)).await
-    }
-
-    /// The next body piece already in the buffer, without reading the socket; `None` if none
-    /// is (`Some(Ok(None))` at the body's end).
-    pub fn read_body_buffered(&mut self) -> Option<Result<Option<Bytes>, H1Error>> {
-        match self.decode() {
-            Ok(None) if self.framing != Framing::Done => None,
-            decoded => Some(decoded),
-        }
-    }
-
-    async fn next_piece(&mut self, idle: Option<Duration>) -> Result<Option<Bytes>, H1Error> {
+    pub async fn read_body(
+        &mut self,
+        out: &mut Vec<u8>,
+        idle: Option<Duration>,
+    ) -> Result<(), H1Error> {
+        let before = out.len();
         loop {
-            if let Some(piece) = self.decode()? {
-                return Ok(Some(piece));
-            }
-            if self.framing == Framing::Done {
-                return Ok(None);
+            self.read_body_buffered(out)?;
+            if out.len() > before || self.framing == Framing::Done {
+                return Ok(());
             }
             let read = match idle {
                 Some(idle) => within(idle, self.fill_now()).await??,
@@ -336,11 +316,82 @@ impl Response {
             if read == 0 {
                 if self.framing == Framing::UntilClose {
                     self.framing = Framing::Done;
-                    return Ok(None);
+                    return Ok(());
                 }
                 return Err(H1Error::Closed);
             }
         }
+    }
+
+    /// [`Response::read_body`] if it can finish without waiting (`None` if not): to gather a
+    /// burst that has already arrived into one client write.
+    pub async fn read_body_ready(&mut self, out: &mut Vec<u8>) -> Option<Result<(), H1Error>> {
+        ready_now(self.read_body(out, None)).await
+    }
+
+    /// Appends the body bytes already in the buffer to `out` (framing removed), without reading
+    /// the socket. Copied out, not handed out as pieces of the buffer: a stream's framing costs
+    /// no allocation or reference count per chunk, and the buffer is never shared, so the next
+    /// read reuses it from its start.
+    pub fn read_body_buffered(&mut self, out: &mut Vec<u8>) -> Result<(), H1Error> {
+        let mut at = 0;
+        // Room for all of it at once (the framing only makes the body shorter).
+        out.reserve(self.buf.len());
+        let decoded = loop {
+            let rest = &self.buf[at..];
+            match self.framing {
+                Framing::Done => break Ok(()),
+                Framing::UntilClose => {
+                    out.extend_from_slice(rest);
+                    at += rest.len();
+                    break Ok(());
+                }
+                Framing::Length(left) | Framing::Chunked(Chunk::Data(left)) => {
+                    if rest.is_empty() {
+                        break Ok(());
+                    }
+                    let n = (rest.len() as u64).min(left);
+                    out.extend_from_slice(&rest[..n as usize]);
+                    at += n as usize;
+                    let left = left - n;
+                    self.framing = match self.framing {
+                        Framing::Length(_) if left == 0 => Framing::Done,
+                        Framing::Length(_) => Framing::Length(left),
+                        _ if left == 0 => Framing::Chunked(Chunk::DataEnd),
+                        _ => Framing::Chunked(Chunk::Data(left)),
+                    };
+                }
+                Framing::Chunked(state) => {
+                    let (line, used) = match line_in(rest) {
+                        Ok(Some(line)) => line,
+                        Ok(None) => break Ok(()),
+                        Err(e) => break Err(e),
+                    };
+                    let next = match state {
+                        Chunk::Size => match chunk_size(line) {
+                            Ok(0) => Chunk::Trailers,
+                            Ok(n) => Chunk::Data(n),
+                            Err(e) => break Err(e),
+                        },
+                        Chunk::DataEnd if line.is_empty() => Chunk::Size,
+                        Chunk::DataEnd => {
+                            break Err(H1Error::Malformed("chunk longer than its size"))
+                        }
+                        Chunk::Trailers if line.is_empty() => {
+                            at += used;
+                            self.framing = Framing::Done;
+                            break Ok(());
+                        }
+                        Chunk::Trailers => Chunk::Trailers,
+                        Chunk::Data(_) => unreachable!("handled above"),
+                    };
+                    at += used;
+                    self.framing = Framing::Chunked(next);
+                }
+            }
+        };
+        self.buf.advance(at);
+        decoded
     }
 
     /// Reads whatever the socket has into the buffer (waiting for at least one byte).
@@ -366,71 +417,6 @@ impl Response {
         Ok(n)
     }
 
-    /// Takes the next body piece already in the buffer.
-    fn decode(&mut self) -> Result<Option<Bytes>, H1Error> {
-        loop {
-            match self.framing {
-                Framing::Done => return Ok(None),
-                Framing::UntilClose => {
-                    return Ok((!self.buf.is_empty()).then(|| self.buf.split().freeze()));
-                }
-                Framing::Length(left) => {
-                    if self.buf.is_empty() {
-                        return Ok(None);
-                    }
-                    let n = (self.buf.len() as u64).min(left);
-                    self.framing = match left - n {
-                        0 => Framing::Done,
-                        rest => Framing::Length(rest),
-                    };
-                    return Ok(Some(self.buf.split_to(n as usize).freeze()));
-                }
-                Framing::Chunked(Chunk::Data(left)) => {
-                    if self.buf.is_empty() {
-                        return Ok(None);
-                    }
-                    let n = (self.buf.len() as u64).min(left);
-                    self.framing = Framing::Chunked(match left - n {
-                        0 => Chunk::DataEnd,
-                        rest => Chunk::Data(rest),
-                    });
-                    return Ok(Some(self.buf.split_to(n as usize).freeze()));
-                }
-                Framing::Chunked(state) => {
-                    let Some(line) = self.take_line()? else {
-                        return Ok(None);
-                    };
-                    self.framing = match state {
-                        Chunk::Size => match chunk_size(&line)? {
-                            0 => Framing::Chunked(Chunk::Trailers),
-                            n => Framing::Chunked(Chunk::Data(n)),
-                        },
-                        Chunk::DataEnd if line.is_empty() => Framing::Chunked(Chunk::Size),
-                        Chunk::DataEnd => {
-                            return Err(H1Error::Malformed("chunk longer than its size"))
-                        }
-                        Chunk::Trailers if line.is_empty() => Framing::Done,
-                        Chunk::Trailers => Framing::Chunked(Chunk::Trailers),
-                        Chunk::Data(_) => unreachable!("handled above"),
-                    };
-                }
-            }
-        }
-    }
-
-    /// The next line in the buffer without its line ending, or `None` until it is complete.
-    fn take_line(&mut self) -> Result<Option<BytesMut>, H1Error> {
-        let Some(end) = memchr::memchr(b'\n', &self.buf) else {
-            if self.buf.len() > MAX_LINE {
-                return Err(H1Error::Malformed("chunk framing line too long"));
-            }
-            return Ok(None);
-        };
-        let mut line = self.buf.split_to(end + 1);
-        line.truncate(end - usize::from(end > 0 && line[end - 1] == b'\r'));
-        Ok(Some(line))
-    }
-
     /// Body bytes already read from the socket and not yet handed out (framing included).
     pub fn buffered(&self) -> usize {
         self.buf.len()
@@ -452,6 +438,19 @@ impl Response {
             conns.release(conn, peer).await;
         }
     }
+}
+
+/// The first line in `buf` without its line ending, and the length taken with the ending;
+/// `None` until the line is complete.
+fn line_in(buf: &[u8]) -> Result<Option<(&[u8], usize)>, H1Error> {
+    let Some(end) = memchr::memchr(b'\n', buf) else {
+        if buf.len() > MAX_LINE {
+            return Err(H1Error::Malformed("chunk framing line too long"));
+        }
+        return Ok(None);
+    };
+    let line = &buf[..end];
+    Ok(Some((line.strip_suffix(b"\r").unwrap_or(line), end + 1)))
 }
 
 /// The size in a chunk-size line (hex, extensions after `;` ignored).
@@ -518,8 +517,9 @@ mod tests {
 
     async fn body(resp: &mut Response) -> Result<Vec<u8>, H1Error> {
         let mut out = Vec::new();
-        while let Some(piece) = resp.read_body(Duration::from_secs(5)).await? {
-            out.extend_from_slice(&piece);
+        while !resp.done() {
+            resp.read_body(&mut out, Some(Duration::from_secs(5)))
+                .await?;
         }
         Ok(out)
     }
@@ -559,11 +559,15 @@ mod tests {
             v
         });
         let (mut resp, _s) = exchange(vec![&BIG[..]]).await;
-        let mut pieces = 0;
-        let mut total = 0;
-        while let Some(piece) = resp.read_body(Duration::from_secs(5)).await.unwrap() {
+        let (mut pieces, mut total) = (0, 0);
+        let mut out = Vec::new();
+        while !resp.done() {
             pieces += 1;
-            total += piece.len();
+            out.clear();
+            resp.read_body(&mut out, Some(Duration::from_secs(5)))
+                .await
+                .unwrap();
+            total += out.len();
         }
         assert_eq!(total, 200_000);
         // 1 KiB reads would take 196 of them; doubling up to 64 KiB takes a handful.
@@ -581,10 +585,9 @@ mod tests {
             v
         });
         let (mut resp, _s) = exchange_with_hint(vec![&BURST[..]], 16 * 1024).await;
-        let piece = resp
-            .read_body(Duration::from_secs(5))
+        let mut piece = Vec::new();
+        resp.read_body(&mut piece, Some(Duration::from_secs(5)))
             .await
-            .unwrap()
             .unwrap();
         assert_eq!(
             piece.len(),
@@ -671,8 +674,13 @@ mod tests {
         .await
         .unwrap();
         let idle = Duration::from_millis(50);
-        assert_eq!(&resp.read_body(idle).await.unwrap().unwrap()[..], b"ab");
-        assert!(matches!(resp.read_body(idle).await, Err(H1Error::Timeout)));
+        let mut out = Vec::new();
+        resp.read_body(&mut out, Some(idle)).await.unwrap();
+        assert_eq!(out, b"ab");
+        assert!(matches!(
+            resp.read_body(&mut out, Some(idle)).await,
+            Err(H1Error::Timeout)
+        ));
     }
 
     #[test]

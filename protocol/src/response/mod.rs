@@ -24,6 +24,14 @@ use crate::{ApiError, ResponseContext, Usage};
 pub trait ResponseTranslator: Send {
     /// Upstream body bytes as they arrive (any split); appends what the client should receive now.
     fn push(&mut self, chunk: &[u8], out: &mut Vec<u8>);
+    /// [`push`](Self::push) for bytes the caller gives up: a translator that sends them on as
+    /// they came can hand them over instead of copying them.
+    fn push_owned(&mut self, chunk: Vec<u8>, out: &mut Vec<u8>) {
+        // A burst's output is about its input: room for it in one allocation instead of a
+        // doubling series that copies at each step.
+        out.reserve(chunk.len());
+        self.push(&chunk, out);
+    }
     /// Upstream body ended. Appends the tail. For a JSON client this is where the whole body is
     /// produced; Err when the upstream body cannot be converted (the gateway then answers with the
     /// error instead).

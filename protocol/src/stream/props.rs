@@ -126,6 +126,26 @@ proptest! {
         prop_assert_eq!(u1, u2);
     }
 
+    /// As the gateway's relay feeds a translator: each burst given up (`push_owned`), and what
+    /// it made sent (taken) before the next one.
+    #[test]
+    fn bursts_given_up_give_identical_output(case in 0usize..20, cuts in proptest::collection::vec(0usize..4096, 0..40)) {
+        let cases = cases();
+        let (c, body) = &cases[case % cases.len()];
+        let (whole, r1, u1) = run(c.clone(), &[body]);
+        let mut t = super::build(c.clone(), CREATED, SEED);
+        let (mut sent, mut out) = (Vec::new(), Vec::new());
+        for part in split_at(body, &cuts) {
+            t.push_owned(part.to_vec(), &mut out);
+            sent.append(&mut out);
+        }
+        let r2 = t.finish(&mut out);
+        sent.append(&mut out);
+        prop_assert_eq!(&whole, &sent);
+        prop_assert_eq!(r1, r2);
+        prop_assert_eq!(u1, t.usage());
+    }
+
     #[test]
     fn openai_text_deltas_become_valid_anthropic_text(deltas in proptest::collection::vec("\\PC{0,12}|[ \\n\\t]{0,3}", 0..12)) {
         let mut items: Vec<serde_json::Value> = deltas
