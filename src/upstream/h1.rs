@@ -5,8 +5,8 @@
 //! life (about 600 MB at 10,000 streams), an `http::HeaderMap` of response headers the gateway
 //! rarely reads, and a request written in two syscalls. Here a request leaves in one write, the
 //! response head stays raw bytes until an error needs one of its headers, and the body comes
-//! through one small buffer that grows only as large as the largest burst and is handed out
-//! without copying.
+//! through one small buffer that grows only as large as the largest burst; each burst is copied
+//! out of it once, its framing removed, into the buffer the translator reads.
 
 use std::io;
 use std::time::Duration;
@@ -398,11 +398,11 @@ impl Response {
     async fn fill_now(&mut self) -> io::Result<usize> {
         let spare = self.buf.capacity() - self.buf.len();
         if self.buf.is_empty() && spare > 2 * self.read_size {
-            // Shrunk back after a burst: the large buffer goes with the last piece cut from it.
+            // Shrunk back after a burst: a held stream keeps only a small buffer.
             self.buf = BytesMut::with_capacity(self.read_size);
         } else if spare < self.read_size / 2 || self.buf.is_empty() {
-            // Back to the buffer's start once the pieces handed out earlier have been dropped
-            // (no copy, and a no-op while there is room): a long stream keeps touching one page.
+            // Back to the buffer's start (moving only the few bytes not yet taken, and a no-op
+            // while there is room): a long stream keeps touching one page.
             self.buf.reserve(self.read_size);
         }
         let room = self.buf.capacity() - self.buf.len();
@@ -415,11 +415,6 @@ impl Response {
             self.read_size = READ_BUF;
         }
         Ok(n)
-    }
-
-    /// Body bytes already read from the socket and not yet handed out (framing included).
-    pub fn buffered(&self) -> usize {
-        self.buf.len()
     }
 
     /// Whether the whole body has been read.
