@@ -335,8 +335,6 @@ impl Response {
     /// read reuses it from its start.
     pub fn read_body_buffered(&mut self, out: &mut Vec<u8>) -> Result<(), H1Error> {
         let mut at = 0;
-        // Room for all of it at once (the framing only makes the body shorter).
-        out.reserve(self.buf.len());
         let decoded = loop {
             let rest = &self.buf[at..];
             match self.framing {
@@ -351,6 +349,17 @@ impl Response {
                         break Ok(());
                     }
                     let n = (rest.len() as u64).min(left);
+                    if out.capacity() - out.len() < n as usize {
+                        // Room for all the buffer may hold in one allocation (the framing only
+                        // makes the body shorter), and exactly this piece when it is all there
+                        // is (an event at a time): a `Vec` with spare room would cost its
+                        // conversion to `Bytes` a second allocation, and its drop a second free.
+                        if rest.len() - n as usize <= b"\r\n".len() {
+                            out.reserve_exact(n as usize);
+                        } else {
+                            out.reserve(rest.len());
+                        }
+                    }
                     out.extend_from_slice(&rest[..n as usize]);
                     at += n as usize;
                     let left = left - n;
@@ -544,6 +553,29 @@ mod tests {
         assert_eq!(resp.status(), 200);
         assert_eq!(body(&mut resp).await.unwrap(), b"hello world");
         assert!(resp.done() && resp.keep_alive && resp.buf.is_empty());
+    }
+
+    /// An event at a time (the common stream) fills a buffer of exactly its size, which becomes
+    /// `Bytes` without a second allocation; several chunks at once take one allocation.
+    #[tokio::test]
+    async fn a_lone_piece_is_copied_out_into_a_buffer_of_its_size() {
+        let (mut resp, _s) = exchange(vec![
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n",
+            b"7\r\nevent 1\r\n",
+            b"7\r\nevent 2\r\n7\r\nevent 3\r\n0\r\n\r\n",
+        ])
+        .await;
+        let mut one = Vec::new();
+        resp.read_body(&mut one, Some(Duration::from_secs(5)))
+            .await
+            .unwrap();
+        assert_eq!((&one[..], one.capacity()), (&b"event 1"[..], 7));
+        let mut rest = Vec::new();
+        resp.read_body(&mut rest, Some(Duration::from_secs(5)))
+            .await
+            .unwrap();
+        assert_eq!(rest, b"event 2event 3");
+        assert!(resp.done() && rest.capacity() < 64, "{}", rest.capacity());
     }
 
     #[tokio::test]
