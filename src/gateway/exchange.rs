@@ -415,8 +415,9 @@ fn request_head(
     h
 }
 
-/// The most upstream bytes gathered from already-arrived chunks into one burst (one write). A
-/// stream's first burst is not cut shorter: a second write right behind the first woke the client
+/// A burst (one write) stops gathering already-arrived reads once it holds this many upstream
+/// bytes; the read that reaches it (at most 64 KiB) is kept whole. A stream's first burst is not
+/// cut shorter: a second write right behind the first woke the client
 /// twice, and when the client shared the proxy's core it preempted the proxy in between (c=1: 7 us
 /// more CPU per stream, and a slow mode for 10 % or more of the streams; `bench/RESULTS.md`).
 const COALESCE_MAX: usize = 16 * 1024;
