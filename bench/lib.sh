@@ -13,3 +13,15 @@ wait_line() {
   echo "timed out waiting for '$regex' in $file:" >&2; cat "$file" "${file%.out}.err" >&2 2>/dev/null || true
   return 1
 }
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+# wait_port PORT [SECONDS]: waits until 127.0.0.1:PORT accepts a connection (default 5 s).
+wait_port() {
+  local i
+  for i in $(seq 1 $(( ${2:-5} * 20 ))); do
+    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
+    sleep 0.05
+  done
+  return 1
+}

@@ -1,22 +1,27 @@
 #!/usr/bin/env bash
-# Repeatable instruction counts per request (valgrind --tool=callgrind) for ezrouter and the bare
-# Pingora proxy, on the pass-through and translated scenarios of bench/run.sh.
+# Repeatable instruction counts per request (valgrind --tool=callgrind) for ezrouter, the bare
+# Pingora proxy and nginx, on the pass-through and translated scenarios of bench/run.sh.
 #
-#   bash bench/profile.sh [OUT_DIR]     (default /tmp/ezrouter-profile; ~5 minutes)
+#   bash bench/profile.sh [OUT_DIR]     (default /tmp/ezrouter-profile; ~6 minutes)
 #   SCENARIOS=chat,stream50 bash bench/profile.sh   (a subset of chat, stream50, chat-xlate,
 #                                                   stream50-xlate; N_JSON / N_STREAM: requests)
+#   SLOW=1 SCENARIOS=stream50 bash bench/profile.sh (the mock sends each event 2 ms after the
+#                                                   last: one event per read and per write, as
+#                                                   in the slow scenarios; N_STREAM 200)
 #
 # Each proxy runs under callgrind with instrumentation off; per scenario: warm up, zero the
 # counters, switch instrumentation on, send N requests (4 connections), switch it off, dump. The dumps are
-# callgrind.out.<target>.<pid>.<n>; `callgrind_annotate --inclusive=yes FILE` lists the hot spots
+# callgrind.out.<target>.<scenario>; `callgrind_annotate --inclusive=yes FILE` lists the hot spots
 # with file:line (release builds carry line tables: `debug = 1` in Cargo.toml). Prints instructions
-# per request for each scenario and target.
+# per request for each scenario and target. nginx (bench/nginx.conf.tmpl, one process:
+# `master_process off`) runs the pass-through scenarios when it is installed.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 . "$ROOT/bench/lib.sh"
 OUT=${1:-/tmp/ezrouter-profile}
 N_JSON=${N_JSON:-2000}
-N_STREAM=${N_STREAM:-400}
+SLOW=${SLOW:-0}
+if [ "$SLOW" = 1 ]; then N_STREAM=${N_STREAM:-200}; MOCK_ARGS=(--chunk-delay-ms 2); LABEL=" (events 2 ms apart)"; else N_STREAM=${N_STREAM:-400}; MOCK_ARGS=(); LABEL=""; fi
 mkdir -p "$OUT"
 TGT="${CARGO_TARGET_DIR:-$ROOT/target}/release"
 command -v valgrind >/dev/null || { echo "needs valgrind (apt-get install valgrind)" >&2; exit 1; }
@@ -26,7 +31,7 @@ PIDS=()
 cleanup() { for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done; sleep 1; for p in "${PIDS[@]}"; do kill -KILL "$p" 2>/dev/null || true; done; }
 trap cleanup EXIT
 
-"$TGT/ezrouter" mock-upstream --listen 127.0.0.1:0 --chunks 50 --threads 1 >"$OUT/mock.out" 2>&1 &
+"$TGT/ezrouter" mock-upstream --listen 127.0.0.1:0 --chunks 50 --threads 1 "${MOCK_ARGS[@]}" >"$OUT/mock.out" 2>&1 &
 PIDS+=($!)
 MOCK=$(wait_line "$OUT/mock.out" 'listening on ([0-9.:]+)')
 
@@ -70,7 +75,7 @@ run_scenarios() { # NAME PID ADDR AUTH SCENARIOS...
     local f; f=$(ls -t "$OUT"/callgrind.out."$name".*.* 2>/dev/null | head -1)
     ir=$(grep -m1 '^totals:' "$f" | awk '{print $2}')
     mv "$f" "$OUT/callgrind.out.$name.$s"
-    echo "$name $s: $(( ir / n )) instructions/request ($(echo "$out" | jq -c '{requests, errors}'))"
+    echo "$name $s$LABEL: $(( ir / n )) instructions/request ($(echo "$out" | jq -c '{requests, errors}'))"
   done
 }
 
@@ -78,6 +83,25 @@ read -r P A < <(profile bare "$TGT/examples/bare_proxy" "$MOCK" 127.0.0.1:0 2)
 PIDS+=("$P")
 run_scenarios bare "$P" "$A" "authorization: Bearer ok-bench" chat stream50 | tee "$OUT/summary.txt"
 kill -TERM "$P" 2>/dev/null || true; for _ in $(seq 1 50); do kill -0 "$P" 2>/dev/null || break; sleep 0.1; done
+
+NGINX=$(command -v nginx || true)
+if [ -n "$NGINX" ]; then
+  # One nginx process does all the work, so its counts are per request as the others' are.
+  mkdir -p "$OUT/nginx/logs"
+  port=$(free_port)
+  sed -e "s|@PREFIX@|$OUT/nginx|g" -e "s|@LISTEN@|127.0.0.1:$port|g" -e "s|@UPSTREAM@|$MOCK|g" \
+      -e "s|@NOFILE@|4096|g" -e "s|@WORKER_CONNECTIONS@|4000|g" -e "s|^master_process on;|master_process off;|" \
+      "$ROOT/bench/nginx.conf.tmpl" >"$OUT/nginx/nginx.conf"
+  valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file="$OUT/callgrind.out.nginx.%p" \
+    "$NGINX" -p "$OUT/nginx" -c "$OUT/nginx/nginx.conf" -e "$OUT/nginx/error.log" >"$OUT/nginx.out" 2>"$OUT/nginx.err" &
+  P=$!; PIDS+=("$P")
+  wait_port "$port" 120 || { cat "$OUT/nginx.err" "$OUT/nginx/error.log" >&2; exit 1; }
+  sleep 2
+  run_scenarios nginx "$P" "127.0.0.1:$port" "authorization: Bearer ok-bench" chat stream50 | tee -a "$OUT/summary.txt"
+  kill -TERM "$P" 2>/dev/null || true; for _ in $(seq 1 50); do kill -0 "$P" 2>/dev/null || break; sleep 0.1; done
+else
+  echo "nginx: not installed (EZROUTER_BENCH=1 bash scripts/setup.sh), skipped" | tee -a "$OUT/summary.txt"
+fi
 
 read -r P A < <(profile ezrouter "$TGT/ezrouter" serve -c "$OUT/ezrouter.toml")
 PIDS+=("$P")

@@ -31,7 +31,8 @@
 # is read once per proxy after start-up.
 #
 # Results: bench/results/<date>-<host>.{md,json} (and the table on stdout). KEEP_WORK=1 keeps the
-# work directory (configs and every process's logs) for debugging.
+# work directory (configs, every process's logs, and the per-request timings of each stream run,
+# `samples.TARGET.SCENARIO.cCONC.REP`: start_us ttfb_us latency_us nth) for debugging.
 # Needs nginx and wrk: `EZROUTER_BENCH=1 bash scripts/setup.sh` installs them (Debian).
 set -euo pipefail
 
@@ -119,17 +120,6 @@ trap 'exit 130' INT TERM
 
 # ---------------------------------------------------------------------------------------------
 # Processes
-
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-
-wait_port() {
-  local i
-  for i in $(seq 1 100); do
-    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
-    sleep 0.05
-  done
-  return 1
-}
 
 stop_pid() {
   local pid=$1 i
@@ -258,6 +248,8 @@ run_load() {
   else
     local args=(--url "http://$addr$path" --body "@$WORK/$body" --concurrency "$conc" --duration-s "$secs" --ramp-ms "$ramp" --timeout-s 60)
     [ -n "${COUNT:-}" ] && args+=(--count "$COUNT")
+    # Per-request timings of the measured run (the warm-up's are overwritten), to see a tail's source.
+    [ "${KEEP_WORK:-0}" = 1 ] && args+=(--samples "$WORK/samples.$target.$scenario.c$conc.${REP:-1}")
     local IFS='|' h
     for h in $hdrs; do args+=(-H "$h"); done
     unset IFS

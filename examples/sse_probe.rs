@@ -4,7 +4,9 @@
 //! events, and the whole latency. It counts errors (connect, status != 2xx, read failures and
 //! timeouts), stalled streams (a gap longer than `--stall-ms`) and truncated streams (no terminal
 //! event: `data: [DONE]` or `message_stop`). Non-stream JSON answers are measured too (TTFB is
-//! then the first response byte). Prints one JSON line.
+//! then the first response byte). Prints one JSON line. `--samples FILE` also writes one line per
+//! completed request (`start_us ttfb_us latency_us nth`: start since the prober began, and which
+//! request of its connection it was), to see where a tail comes from.
 //!
 //! Raw HTTP/1.1 over tokio sockets (Content-Length and chunked bodies), no HTTP client crate, so
 //! it holds 10,000 connections in a few MB (raise `ulimit -n` first).
@@ -56,10 +58,15 @@ struct Args {
     /// Runtime worker threads.
     #[arg(long, default_value_t = 1)]
     threads: usize,
+    /// Write every completed request's timings to this file, one line each.
+    #[arg(long)]
+    samples: Option<String>,
 }
 
 #[derive(Default)]
 struct Samples {
+    /// `(start_us, ttfb_us, latency_us, nth)` per completed request, with `--samples` only.
+    trace: Vec<(u64, u32, u32, u32)>,
     ttfb: Vec<u32>,
     latency: Vec<u32>,
     gaps: Vec<u32>,
@@ -73,6 +80,7 @@ struct Samples {
 
 impl Samples {
     fn merge(&mut self, o: Samples) {
+        self.trace.extend(o.trace);
         self.ttfb.extend(o.ttfb);
         self.latency.extend(o.latency);
         self.gaps.extend(o.gaps);
@@ -101,6 +109,9 @@ struct Shared {
     open: AtomicUsize,
     peak_open: AtomicUsize,
     stop: AtomicBool,
+    /// The prober's start, and whether to keep a trace (`--samples`).
+    started: Instant,
+    trace: bool,
 }
 
 impl Shared {
@@ -358,11 +369,14 @@ async fn worker(sh: Arc<Shared>, delay: Duration) -> Samples {
     let mut s = Samples::default();
     tokio::time::sleep(delay).await;
     let mut conn: Option<Conn> = None;
+    // Requests completed on the current connection.
+    let mut nth = 0u32;
     while sh.next() {
         if conn.is_none() {
             match TcpStream::connect(&sh.addr).await {
                 Ok(sock) => {
                     let _ = sock.set_nodelay(true);
+                    nth = 0;
                     conn = Some(Conn {
                         sock,
                         buf: Vec::with_capacity(16 * 1024),
@@ -389,8 +403,14 @@ async fn worker(sh: Arc<Shared>, delay: Duration) -> Samples {
                 terminal,
                 keep_alive,
             }) => {
-                s.latency.push(t0.elapsed().as_micros() as u32);
-                s.ttfb.push(ttfb.as_micros() as u32);
+                let (latency, ttfb) = (t0.elapsed().as_micros() as u32, ttfb.as_micros() as u32);
+                s.latency.push(latency);
+                s.ttfb.push(ttfb);
+                if sh.trace {
+                    let start = t0.duration_since(sh.started).as_micros() as u64;
+                    s.trace.push((start, ttfb, latency, nth));
+                }
+                nth += 1;
                 if gaps.iter().any(|&g| g as u128 > sh.stall.as_micros()) {
                     s.stalled += 1;
                 }
@@ -470,6 +490,8 @@ fn main() {
         open: AtomicUsize::new(0),
         peak_open: AtomicUsize::new(0),
         stop: AtomicBool::new(false),
+        started,
+        trace: args.samples.is_some(),
     });
     let total = Arc::new(Mutex::new(Samples::default()));
     let n = args.concurrency.max(1);
@@ -504,9 +526,20 @@ fn main() {
         "peak_open": sh.peak_open.load(Ordering::Relaxed),
         "elapsed_s": (elapsed * 1000.0).round() / 1000.0,
         "rps": ((completed as f64 / (elapsed - ramp.as_secs_f64()).max(1e-3)) * 10.0).round() / 10.0,
-        "ttfb_us": {"p50": pct(&s.ttfb, 50.0), "p99": pct(&s.ttfb, 99.0)},
+        "ttfb_us": {"p50": pct(&s.ttfb, 50.0), "p90": pct(&s.ttfb, 90.0), "p99": pct(&s.ttfb, 99.0), "max": s.ttfb.last()},
         "latency_us": {"p50": pct(&s.latency, 50.0), "p90": pct(&s.latency, 90.0), "p99": pct(&s.latency, 99.0), "p99.9": pct(&s.latency, 99.9)},
         "gap_us": {"p50": pct(&s.gaps, 50.0), "p99": pct(&s.gaps, 99.0), "max": s.gaps.last()},
     });
     println!("{out}");
+    if let Some(path) = &args.samples {
+        s.trace.sort_unstable();
+        let mut text = String::with_capacity(s.trace.len() * 32);
+        for (start, ttfb, latency, nth) in &s.trace {
+            text.push_str(&format!("{start} {ttfb} {latency} {nth}\n"));
+        }
+        if let Err(e) = std::fs::write(path, text) {
+            eprintln!("cannot write {path}: {e}");
+            std::process::exit(1);
+        }
+    }
 }
