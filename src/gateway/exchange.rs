@@ -727,10 +727,7 @@ async fn relay(
         if !head_sent && (!out.is_empty() || failed.is_some()) {
             // A body write follows at once (events, or an error event).
             crate::listener::gather_head_with_body(session);
-            if respond::stream_header(session, tr.content_type(), None)
-                .await
-                .is_err()
-            {
+            if respond::stream_header(session, None).await.is_err() {
                 return Attempt::ClientGone { usage: tr.usage() };
             }
             head_sent = true;
@@ -763,7 +760,7 @@ async fn relay(
         // The last events and the end of the body (and the head if still unsent): one write.
         if head_sent {
             crate::listener::gather_to_end_of_body(session);
-        } else if respond::stream_header(session, tr.content_type(), Some(out.len()))
+        } else if respond::stream_header(session, Some(out.len()))
             .await
             .is_err()
         {

@@ -38,8 +38,6 @@ pub trait ResponseTranslator: Send {
     fn finish(&mut self, out: &mut Vec<u8>) -> Result<(), ApiError>;
     /// Usage seen so far (normalized); final after finish().
     fn usage(&self) -> Usage;
-    /// Content-Type for the client response.
-    fn content_type(&self) -> &'static str;
 }
 
 /// The translator for one exchange described by `ctx`:

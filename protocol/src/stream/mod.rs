@@ -411,7 +411,6 @@ pub(crate) struct Pipeline<D, E> {
     sh: Shaper<E>,
     stream_in: bool,
     body: Vec<u8>,
-    client_stream: bool,
 }
 
 impl<D: Decoder, E: Encoder> Pipeline<D, E> {
@@ -419,7 +418,6 @@ impl<D: Decoder, E: Encoder> Pipeline<D, E> {
         Pipeline {
             parser: SseParser::new(),
             stream_in: ctx.upstream_stream,
-            client_stream: ctx.client_stream,
             dec,
             sh: Shaper::new(ctx, enc, created, seed),
             body: Vec::new(),
@@ -473,18 +471,6 @@ impl<D: Decoder + Send, E: Encoder + Send> ResponseTranslator for Pipeline<D, E>
 
     fn usage(&self) -> Usage {
         self.sh.st.usage
-    }
-
-    fn content_type(&self) -> &'static str {
-        content_type(self.client_stream)
-    }
-}
-
-pub(crate) fn content_type(stream: bool) -> &'static str {
-    if stream {
-        "text/event-stream"
-    } else {
-        "application/json"
     }
 }
 

@@ -376,10 +376,6 @@ impl ResponseTranslator for Passthrough {
     fn usage(&self) -> Usage {
         self.obs.usage
     }
-
-    fn content_type(&self) -> &'static str {
-        super::content_type(self.stream)
-    }
 }
 
 // Searchers for the keys the observer looks for in every OpenAI chunk, built once. Forward
