@@ -3,6 +3,8 @@
 //!
 //! Normalized: `input` excludes cache reads and writes, `output` includes reasoning.
 
+use std::sync::LazyLock;
+
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -301,20 +303,52 @@ pub fn usage_patch_from<'de, D: serde::Deserializer<'de>>(
     u: D,
 ) -> Option<UsagePatch> {
     match dialect {
-        crate::Dialect::OpenAi => {
-            let u = OpenAiUsage::deserialize(u).ok()?;
-            u.is_present().then(|| UsagePatch::full(u.normalize()))
-        }
-        crate::Dialect::Anthropic => Some(AnthropicUsage::deserialize(u).ok()?.patch()),
-        crate::Dialect::Gemini => Some(GeminiUsage::deserialize(u).ok()?.patch()),
+        crate::Dialect::OpenAi => OpenAiUsage::deserialize(u).ok()?.into_patch(),
+        crate::Dialect::Anthropic => AnthropicUsage::deserialize(u).ok()?.into_patch(),
+        crate::Dialect::Gemini => GeminiUsage::deserialize(u).ok()?.into_patch(),
     }
 }
+
+/// A dialect's usage object, as read off the wire.
+trait UsageObject: for<'de> Deserialize<'de> {
+    fn into_patch(self) -> Option<UsagePatch>;
+}
+
+impl UsageObject for OpenAiUsage {
+    fn into_patch(self) -> Option<UsagePatch> {
+        self.is_present()
+            .then(|| UsagePatch::full(self.normalize()))
+    }
+}
+
+impl UsageObject for AnthropicUsage {
+    fn into_patch(self) -> Option<UsagePatch> {
+        Some(self.patch())
+    }
+}
+
+impl UsageObject for GeminiUsage {
+    fn into_patch(self) -> Option<UsagePatch> {
+        Some(self.patch())
+    }
+}
+
+static USAGE_KEY: LazyLock<LastKey> = LazyLock::new(|| LastKey::new(b"\"usage\""));
+static GEMINI_KEY: LazyLock<LastKey> = LazyLock::new(|| LastKey::new(b"\"usageMetadata\""));
 
 /// The usage patch of a whole JSON response body, reading only its usage object: the rest of
 /// the body is skipped, not built into a tree (this runs on every pass-through answer).
 pub fn usage_patch_of_body(dialect: crate::Dialect, body: &[u8]) -> Option<UsagePatch> {
-    if let Some(usage) = trailing_usage(dialect, body) {
-        return usage_patch_from(dialect, &mut serde_json::Deserializer::from_slice(usage));
+    match dialect {
+        crate::Dialect::OpenAi => patch_of_body::<OpenAiUsage>(&USAGE_KEY, body),
+        crate::Dialect::Anthropic => patch_of_body::<AnthropicUsage>(&USAGE_KEY, body),
+        crate::Dialect::Gemini => patch_of_body::<GeminiUsage>(&GEMINI_KEY, body),
+    }
+}
+
+fn patch_of_body<U: UsageObject>(key: &LastKey, body: &[u8]) -> Option<UsagePatch> {
+    if let Some(usage) = trailing_usage::<U>(key, body) {
+        return usage.into_patch();
     }
     #[derive(Deserialize)]
     struct UsageOnly<'a> {
@@ -322,7 +356,9 @@ pub fn usage_patch_of_body(dialect: crate::Dialect, body: &[u8]) -> Option<Usage
         usage: Option<&'a serde_json::value::RawValue>,
     }
     let raw = serde_json::from_slice::<UsageOnly>(body).ok()?.usage?;
-    usage_patch_from(dialect, &mut serde_json::Deserializer::from_str(raw.get()))
+    U::deserialize(&mut serde_json::Deserializer::from_str(raw.get()))
+        .ok()?
+        .into_patch()
 }
 
 /// The root object's usage member found from the end of the body, without reading the rest.
@@ -331,23 +367,19 @@ pub fn usage_patch_of_body(dialect: crate::Dialect, body: &[u8]) -> Option<Usage
 /// (`service_tier`, `system_fingerprint`, `modelVersion`, `responseId`). A nested object with a
 /// `usage` key (say, inside a tool's input) would need a second closing bracket after it, and
 /// inside JSON strings a quote is always escaped, so the key cannot be forged by content. When
-/// the shape does not hold, `None`: the caller reads the whole body instead.
-fn trailing_usage(dialect: crate::Dialect, body: &[u8]) -> Option<&[u8]> {
-    use std::sync::LazyLock;
-    static USAGE: LazyLock<LastKey> = LazyLock::new(|| LastKey::new(b"\"usage\""));
-    static GEMINI: LazyLock<LastKey> = LazyLock::new(|| LastKey::new(b"\"usageMetadata\""));
-    let key = match dialect {
-        crate::Dialect::Gemini => &*GEMINI,
-        _ => &*USAGE,
-    };
+/// the shape does not hold, or the object does not parse, `None`: the caller reads the whole
+/// body instead. The object is parsed where it starts, and the parser says where it ended: one
+/// pass over it, not a bracket count first.
+fn trailing_usage<U: UsageObject>(key: &LastKey, body: &[u8]) -> Option<U> {
     let at = key.find(body)?;
     let rest = skip_ws(&body[at + key.len()..]);
     let value = skip_ws(rest.strip_prefix(b":")?);
     if value.first() != Some(&b'{') {
         return None;
     }
-    let end = object_len(value)?;
-    only_scalar_members_then_end(&value[end..]).then_some(&value[..end])
+    let mut objects = serde_json::Deserializer::from_slice(value).into_iter::<U>();
+    let usage = objects.next()?.ok()?;
+    only_scalar_members_then_end(&value[objects.byte_offset()..]).then_some(usage)
 }
 
 /// Finds a key's last occurrence in a body. A reverse search goes byte by byte (four instructions
@@ -382,30 +414,6 @@ impl LastKey {
         // A key cut by the tail's start lies wholly in this part.
         let head = (tail + self.len() - 1).min(body.len());
         self.reverse.rfind(&body[..head])
-    }
-}
-
-/// The length of the JSON object `s` starts with, found by its braces (strings skipped, so a
-/// brace inside one does not count). Nothing else is checked: the caller parses the slice, once.
-fn object_len(s: &[u8]) -> Option<usize> {
-    let mut depth = 0usize;
-    let mut i = 0;
-    loop {
-        let at = i + memchr::memchr3(b'{', b'}', b'"', &s[i..])?;
-        match s[at] {
-            b'"' => {
-                i = s.len() - skip_string(&s[at..])?.len();
-                continue;
-            }
-            b'{' => depth += 1,
-            _ => {
-                depth = depth.checked_sub(1)?;
-                if depth == 0 {
-                    return Some(at + 1);
-                }
-            }
-        }
-        i = at + 1;
     }
 }
 
@@ -475,17 +483,19 @@ mod tests {
         serde_json::to_value(u).unwrap()
     }
 
+    /// The prompt count of the root's usage when it is read from the end of the body.
+    fn trailing_prompt(body: &[u8]) -> Option<Option<u64>> {
+        trailing_usage::<OpenAiUsage>(&USAGE_KEY, body).map(|u| u.prompt_tokens)
+    }
+
     #[test]
     fn usage_is_found_from_the_end_only_at_the_root() {
         let openai = br#"{"choices":[{"message":{"content":"say \"usage\": {}"}}],"usage": {"prompt_tokens":3,"completion_tokens":1} , "service_tier":"default","system_fingerprint":"fp_\"x","n":-1.5e3,"ok":true,"z":null}"#;
-        assert_eq!(
-            trailing_usage(crate::Dialect::OpenAi, openai),
-            Some(&br#"{"prompt_tokens":3,"completion_tokens":1}"#[..])
-        );
+        assert_eq!(trailing_prompt(openai), Some(Some(3)));
         // A `usage` key inside a tool input, with the root's usage before the content: the
         // nested one is not taken for the root's (two closers follow it), so the slow path runs.
         let nested = br#"{"usage":{"input_tokens":5,"output_tokens":2},"content":[{"type":"tool_use","input":{"usage":{"input_tokens":99}}}]}"#;
-        assert_eq!(trailing_usage(crate::Dialect::Anthropic, nested), None);
+        assert!(trailing_usage::<AnthropicUsage>(&USAGE_KEY, nested).is_none());
         let mut u = Usage::default();
         usage_patch_of_body(crate::Dialect::Anthropic, nested)
             .unwrap()
@@ -493,23 +503,29 @@ mod tests {
         assert_eq!((u.input, u.output), (5, 2));
         // A trailing object member, or a string value `"usage"`, also sends it to the slow path.
         let trailing_object = br#"{"usage":{"prompt_tokens":1},"extra":{"a":1}}"#;
-        assert_eq!(
-            trailing_usage(crate::Dialect::OpenAi, trailing_object),
-            None
-        );
+        assert_eq!(trailing_prompt(trailing_object), None);
+        assert!(usage_patch_of_body(crate::Dialect::OpenAi, trailing_object).is_some());
+        // Where the object ends is the parser's word: braces inside its strings do not count.
         let braces_in_strings = br#"{"usage":{"a":{"b":"}{\"}"},"prompt_tokens":2},"z":1}"#;
+        assert_eq!(trailing_prompt(braces_in_strings), Some(Some(2)));
         assert_eq!(
-            trailing_usage(crate::Dialect::OpenAi, braces_in_strings),
-            Some(&br#"{"a":{"b":"}{\"}"},"prompt_tokens":2}"#[..])
-        );
-        assert_eq!(
-            trailing_usage(crate::Dialect::OpenAi, br#"{"usage":{"a":{"b":1}"#),
+            trailing_prompt(br#"{"usage":{"a":{"b":1}"#),
             None,
             "an unclosed object"
         );
+        assert_eq!(
+            trailing_prompt(br#"{"usage":{"prompt_tokens":2}"#),
+            None,
+            "no root closer"
+        );
         let value = br#"{"usage":{"prompt_tokens":1},"note":"usage"}"#;
-        assert_eq!(trailing_usage(crate::Dialect::OpenAi, value), None);
+        assert_eq!(trailing_prompt(value), None);
         assert!(usage_patch_of_body(crate::Dialect::OpenAi, value).is_some());
+        // A usage object that does not parse here is read again with the whole body: the same
+        // answer (none), never a half-read one.
+        let bad = br#"{"usage":{"prompt_tokens":-1,"completion_tokens":2}}"#;
+        assert_eq!(trailing_prompt(bad), None);
+        assert_eq!(usage_patch_of_body(crate::Dialect::OpenAi, bad), None);
     }
 
     #[test]
