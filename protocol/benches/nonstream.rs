@@ -63,6 +63,7 @@ fn response(c: &mut Criterion) {
                 let mut t = response_translator(ctx());
                 t.push(std::hint::black_box(body), &mut out);
                 t.finish(&mut out).unwrap();
+                t.settle_usage(&out);
                 t.usage()
             })
         });

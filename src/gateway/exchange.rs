@@ -773,13 +773,20 @@ async fn relay(
         };
     }
     match finished {
-        Ok(()) => match respond::json(session, 200, out).await {
-            Ok(()) => Attempt::Done {
-                status: 200,
-                usage: tr.usage(),
-            },
-            Err(_) => Attempt::ClientGone { usage: tr.usage() },
-        },
+        Ok(()) => {
+            // The answer leaves first; a usage still to read in it is read after, while the
+            // client reads (it does not wait for the accounting).
+            let body = Bytes::from(out);
+            let sent = respond::json(session, 200, body.clone()).await;
+            tr.settle_usage(&body);
+            match sent {
+                Ok(()) => Attempt::Done {
+                    status: 200,
+                    usage: tr.usage(),
+                },
+                Err(_) => Attempt::ClientGone { usage: tr.usage() },
+            }
+        }
         Err(err) => Attempt::Fail(err),
     }
 }

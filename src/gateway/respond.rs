@@ -8,8 +8,12 @@ use pingora_core::protocols::http::ServerSession as Session;
 use pingora_http::ResponseHeader;
 
 /// Writes a complete JSON response with `Content-Length`, keeping the connection reusable.
-pub async fn json(session: &mut Session, status: u16, body: Vec<u8>) -> pingora_error::Result<()> {
-    write(session, status, body, None, true).await
+pub async fn json(
+    session: &mut Session,
+    status: u16,
+    body: impl Into<Bytes>,
+) -> pingora_error::Result<()> {
+    write(session, status, body.into(), None, true).await
 }
 
 /// Writes the head of an SSE answer; the body follows as the upstream streams. `length`: the
@@ -85,7 +89,7 @@ pub async fn error(
     write(
         session,
         status,
-        err.body(surface),
+        err.body(surface).into(),
         err.retry_after,
         !too_large,
     )
@@ -96,7 +100,7 @@ pub async fn error(
 async fn write(
     session: &mut Session,
     status: u16,
-    body: Vec<u8>,
+    body: Bytes,
     retry_after: Option<u64>,
     drain: bool,
 ) -> pingora_error::Result<()> {
@@ -111,6 +115,6 @@ async fn write(
         let _ = session.drain_request_body().await;
     }
     session.write_response_header(Box::new(header)).await?;
-    session.write_response_body(Bytes::from(body), true).await?;
+    session.write_response_body(body, true).await?;
     Ok(())
 }

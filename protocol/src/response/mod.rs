@@ -36,7 +36,15 @@ pub trait ResponseTranslator: Send {
     /// produced; Err when the upstream body cannot be converted (the gateway then answers with the
     /// error instead).
     fn finish(&mut self, out: &mut Vec<u8>) -> Result<(), ApiError>;
-    /// Usage seen so far (normalized); final after finish().
+    /// For a JSON client, after [`finish`](Self::finish): `sent` is the body it produced. A
+    /// translator that handed the upstream body over as it came reads its usage here, after the
+    /// caller has sent that body, so the client does not wait for the accounting. The others
+    /// have nothing left to read.
+    fn settle_usage(&mut self, sent: &[u8]) {
+        let _ = sent;
+    }
+    /// Usage seen so far (normalized); final after `finish` and, for a JSON client,
+    /// `settle_usage`.
     fn usage(&self) -> Usage;
 }
 

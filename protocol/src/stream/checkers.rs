@@ -17,6 +17,7 @@ pub fn run(ctx: ResponseContext, chunks: &[&[u8]]) -> (Vec<u8>, Result<(), ApiEr
         t.push(c, &mut out);
     }
     let r = t.finish(&mut out);
+    t.settle_usage(&out);
     (out, r, t.usage())
 }
 

@@ -24,6 +24,8 @@ pub(crate) struct Passthrough {
     /// A stream's bytes from the start of its first incomplete event (usually none: events
     /// arrive whole), or a JSON answer's body.
     pending: Vec<u8>,
+    /// A JSON answer was handed over by `finish`; its usage is read by `settle_usage`.
+    usage_unread: bool,
 }
 
 #[derive(Debug)]
@@ -137,6 +139,7 @@ impl Passthrough {
                 line_start: 0,
             },
             pending: Vec::new(),
+            usage_unread: false,
         }
     }
 
@@ -347,9 +350,7 @@ impl ResponseTranslator for Passthrough {
 
     fn finish(&mut self, out: &mut Vec<u8>) -> Result<(), ApiError> {
         if !self.stream {
-            if let Some(p) = usage_patch_of_body(self.obs.dialect, &self.pending) {
-                p.apply(&mut self.obs.usage);
-            }
+            self.usage_unread = true;
             // The body as it came: handed over, not copied (`out` is empty for a JSON answer).
             if out.is_empty() {
                 std::mem::swap(out, &mut self.pending);
@@ -371,6 +372,14 @@ impl ResponseTranslator for Passthrough {
             write_stream_error(out, self.obs.dialect, &ended_early());
         }
         Ok(())
+    }
+
+    fn settle_usage(&mut self, sent: &[u8]) {
+        if std::mem::take(&mut self.usage_unread) {
+            if let Some(p) = usage_patch_of_body(self.obs.dialect, sent) {
+                p.apply(&mut self.obs.usage);
+            }
+        }
     }
 
     fn usage(&self) -> Usage {

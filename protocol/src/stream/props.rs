@@ -141,6 +141,7 @@ proptest! {
         }
         let r2 = t.finish(&mut out);
         sent.append(&mut out);
+        t.settle_usage(&sent);
         prop_assert_eq!(&whole, &sent);
         prop_assert_eq!(r1, r2);
         prop_assert_eq!(u1, t.usage());
