@@ -53,8 +53,10 @@ struct Heads {
 static HEADS: LazyLock<Heads> = LazyLock::new(|| {
     use http::header::{CACHE_CONTROL, CONTENT_TYPE, TRANSFER_ENCODING};
     // Room for what is added per answer: by us (a length, `retry-after`) and by Pingora (`date`,
-    // `connection`).
-    let empty = || ResponseHeader::build(200, Some(8)).expect("status 200");
+    // `connection`). Without the map of each name's original case that `build` keeps: every
+    // clone and insert would update two maps, and Pingora writes the common names in title case
+    // without it (the others lowercase, as HTTP/2 does; names are case-insensitive).
+    let empty = || ResponseHeader::build_no_case(200, Some(8)).expect("status 200");
     let mut sse = empty();
     sse.insert_header(CONTENT_TYPE, "text/event-stream")
         .expect("valid");
@@ -106,9 +108,9 @@ async fn write(
 ) -> pingora_error::Result<()> {
     let mut header = HEADS.json.clone();
     header.set_status(status)?;
-    header.insert_header("content-length", body.len())?;
+    header.insert_header(http::header::CONTENT_LENGTH, body.len())?;
     if let Some(seconds) = retry_after {
-        header.insert_header("retry-after", seconds)?;
+        header.insert_header(http::header::RETRY_AFTER, seconds)?;
     }
     // An unread request body must be drained, or the connection cannot serve the next request.
     if drain && !session.is_body_done() {
