@@ -5,6 +5,7 @@
 #   bash bench/profile.sh [OUT_DIR]     (default /tmp/ezrouter-profile; ~6 minutes)
 #   SCENARIOS=chat,stream50 bash bench/profile.sh   (a subset of chat, stream50, chat-xlate,
 #                                                   stream50-xlate; N_JSON / N_STREAM: requests)
+#   TARGETS=ezrouter bash bench/profile.sh          (a subset of bare, nginx, ezrouter)
 #   SLOW=1 SCENARIOS=stream50 bash bench/profile.sh (the mock sends each event 2 ms after the
 #                                                   last: one event per read and per write, as
 #                                                   in the slow scenarios; N_STREAM 200)
@@ -79,13 +80,21 @@ run_scenarios() { # NAME PID ADDR AUTH SCENARIOS...
   done
 }
 
-read -r P A < <(profile bare "$TGT/examples/bare_proxy" "$MOCK" 127.0.0.1:0 2)
-PIDS+=("$P")
-run_scenarios bare "$P" "$A" "authorization: Bearer ok-bench" chat stream50 | tee "$OUT/summary.txt"
-kill -TERM "$P" 2>/dev/null || true; for _ in $(seq 1 50); do kill -0 "$P" 2>/dev/null || break; sleep 0.1; done
+TARGETS=${TARGETS:-bare,nginx,ezrouter}
+wanted() { [[ ",$TARGETS," == *",$1,"* ]]; }
+: >"$OUT/summary.txt"
+
+if wanted bare; then
+  read -r P A < <(profile bare "$TGT/examples/bare_proxy" "$MOCK" 127.0.0.1:0 2)
+  PIDS+=("$P")
+  run_scenarios bare "$P" "$A" "authorization: Bearer ok-bench" chat stream50 | tee -a "$OUT/summary.txt"
+  kill -TERM "$P" 2>/dev/null || true; for _ in $(seq 1 50); do kill -0 "$P" 2>/dev/null || break; sleep 0.1; done
+fi
 
 NGINX=$(command -v nginx || true)
-if [ -n "$NGINX" ]; then
+if ! wanted nginx; then
+  :
+elif [ -n "$NGINX" ]; then
   # One nginx process does all the work, so its counts are per request as the others' are.
   mkdir -p "$OUT/nginx/logs"
   port=$(free_port)
@@ -103,8 +112,10 @@ else
   echo "nginx: not installed (EZROUTER_BENCH=1 bash scripts/setup.sh), skipped" | tee -a "$OUT/summary.txt"
 fi
 
-read -r P A < <(profile ezrouter "$TGT/ezrouter" serve -c "$OUT/ezrouter.toml")
-PIDS+=("$P")
-run_scenarios ezrouter "$P" "$A" "authorization: Bearer sk-bench" chat stream50 chat-xlate stream50-xlate | tee -a "$OUT/summary.txt"
-kill -TERM "$P" 2>/dev/null || true; for _ in $(seq 1 50); do kill -0 "$P" 2>/dev/null || break; sleep 0.1; done
+if wanted ezrouter; then
+  read -r P A < <(profile ezrouter "$TGT/ezrouter" serve -c "$OUT/ezrouter.toml")
+  PIDS+=("$P")
+  run_scenarios ezrouter "$P" "$A" "authorization: Bearer sk-bench" chat stream50 chat-xlate stream50-xlate | tee -a "$OUT/summary.txt"
+  kill -TERM "$P" 2>/dev/null || true; for _ in $(seq 1 50); do kill -0 "$P" 2>/dev/null || break; sleep 0.1; done
+fi
 echo "dumps in $OUT; e.g. callgrind_annotate --inclusive=yes $OUT/callgrind.out.ezrouter.stream50 | head -60"
