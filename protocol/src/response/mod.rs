@@ -13,6 +13,7 @@ pub mod finish;
 pub(crate) mod ids;
 pub mod message;
 pub mod usage;
+mod usage_scan;
 
 pub use error::{stream_error_event, upstream_error};
 pub use finish::Finish;

@@ -8,6 +8,7 @@ use std::sync::LazyLock;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use super::usage_scan::{self, Slot};
 use crate::Usage;
 
 /// Some fields of a usage record; later patches overwrite earlier ones field by field
@@ -309,12 +310,52 @@ pub fn usage_patch_from<'de, D: serde::Deserializer<'de>>(
     }
 }
 
-/// A dialect's usage object, as read off the wire.
+/// A dialect's usage object, as read off the wire: by serde, or by `usage_scan` where it is sure
+/// to agree (its fields mirror the struct's).
 trait UsageObject: for<'de> Deserialize<'de> {
+    const FIELDS: &'static [(&'static [u8], Slot)];
+    fn from_scan(read: &usage_scan::Read) -> Self;
     fn into_patch(self) -> Option<UsagePatch>;
 }
 
 impl UsageObject for OpenAiUsage {
+    const FIELDS: &'static [(&'static [u8], Slot)] = &[
+        (b"prompt_tokens", Slot::Count(0)),
+        (b"completion_tokens", Slot::Count(1)),
+        (b"prompt_cache_hit_tokens", Slot::Count(2)),
+        (b"cached_tokens", Slot::Count(3)),
+        (
+            b"prompt_tokens_details",
+            Slot::Object(
+                0,
+                &[
+                    (b"cached_tokens", Slot::Count(4)),
+                    (b"cache_write_tokens", Slot::Count(5)),
+                ],
+            ),
+        ),
+        (
+            b"completion_tokens_details",
+            Slot::Object(1, &[(b"reasoning_tokens", Slot::Count(6))]),
+        ),
+    ];
+
+    fn from_scan(r: &usage_scan::Read) -> Self {
+        OpenAiUsage {
+            prompt_tokens: r.slots[0],
+            completion_tokens: r.slots[1],
+            prompt_cache_hit_tokens: r.slots[2],
+            cached_tokens: r.slots[3],
+            prompt_tokens_details: r.objects[0].then_some(OpenAiPromptDetails {
+                cached_tokens: r.slots[4],
+                cache_write_tokens: r.slots[5],
+            }),
+            completion_tokens_details: r.objects[1].then_some(OpenAiCompletionDetails {
+                reasoning_tokens: r.slots[6],
+            }),
+        }
+    }
+
     fn into_patch(self) -> Option<UsagePatch> {
         self.is_present()
             .then(|| UsagePatch::full(self.normalize()))
@@ -322,12 +363,53 @@ impl UsageObject for OpenAiUsage {
 }
 
 impl UsageObject for AnthropicUsage {
+    const FIELDS: &'static [(&'static [u8], Slot)] = &[
+        (b"input_tokens", Slot::Count(0)),
+        (b"cache_creation_input_tokens", Slot::Count(1)),
+        (b"cache_read_input_tokens", Slot::Count(2)),
+        (b"output_tokens", Slot::Count(3)),
+        (
+            b"output_tokens_details",
+            Slot::Object(0, &[(b"thinking_tokens", Slot::Count(4))]),
+        ),
+    ];
+
+    fn from_scan(r: &usage_scan::Read) -> Self {
+        AnthropicUsage {
+            input_tokens: r.slots[0],
+            cache_creation_input_tokens: r.slots[1],
+            cache_read_input_tokens: r.slots[2],
+            output_tokens: r.slots[3],
+            output_tokens_details: r.objects[0].then_some(AnthropicOutputDetails {
+                thinking_tokens: r.slots[4],
+            }),
+        }
+    }
+
     fn into_patch(self) -> Option<UsagePatch> {
         Some(self.patch())
     }
 }
 
 impl UsageObject for GeminiUsage {
+    const FIELDS: &'static [(&'static [u8], Slot)] = &[
+        (b"promptTokenCount", Slot::Count(0)),
+        (b"cachedContentTokenCount", Slot::Count(1)),
+        (b"candidatesTokenCount", Slot::Count(2)),
+        (b"thoughtsTokenCount", Slot::Count(3)),
+        (b"toolUsePromptTokenCount", Slot::Count(4)),
+    ];
+
+    fn from_scan(r: &usage_scan::Read) -> Self {
+        GeminiUsage {
+            prompt_token_count: r.slots[0],
+            cached_content_token_count: r.slots[1],
+            candidates_token_count: r.slots[2],
+            thoughts_token_count: r.slots[3],
+            tool_use_prompt_token_count: r.slots[4],
+        }
+    }
+
     fn into_patch(self) -> Option<UsagePatch> {
         Some(self.patch())
     }
@@ -376,6 +458,9 @@ fn trailing_usage<U: UsageObject>(key: &LastKey, body: &[u8]) -> Option<U> {
     let value = skip_ws(rest.strip_prefix(b":")?);
     if value.first() != Some(&b'{') {
         return None;
+    }
+    if let Some((read, end)) = usage_scan::read(value, U::FIELDS) {
+        return only_scalar_members_then_end(&value[end..]).then(|| U::from_scan(&read));
     }
     let mut objects = serde_json::Deserializer::from_slice(value).into_iter::<U>();
     let usage = objects.next()?.ok()?;
@@ -476,7 +561,153 @@ fn skip_string(s: &[u8]) -> Option<&[u8]> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
     use serde_json::json;
+
+    /// What serde makes of the object `json` starts with (as `trailing_usage` asks it), and
+    /// where it ended.
+    fn serde_read<U: UsageObject + std::fmt::Debug>(json: &[u8]) -> Option<(String, usize)> {
+        let mut objects = serde_json::Deserializer::from_slice(json).into_iter::<U>();
+        let usage = objects.next()?.ok()?;
+        Some((format!("{usage:?}"), objects.byte_offset()))
+    }
+
+    /// Where the scan answers, serde answers the same and ends the object at the same byte.
+    /// Whether the scan answered.
+    fn scan_agrees<U: UsageObject + std::fmt::Debug>(json: &[u8]) -> Result<bool, TestCaseError> {
+        let Some((read, end)) = usage_scan::read(json, U::FIELDS) else {
+            return Ok(false);
+        };
+        let scanned = format!("{:?}", U::from_scan(&read));
+        prop_assert_eq!(
+            Some((scanned, end)),
+            serde_read::<U>(json),
+            "{}",
+            String::from_utf8_lossy(json)
+        );
+        Ok(true)
+    }
+
+    /// JSON text near the usage objects providers write: their field names and some others,
+    /// counts, and the cases the scan must leave to serde (escapes, non-ASCII, fractions,
+    /// exponents, negatives, long or zero-led numbers, repeats, deep nesting, broken syntax).
+    fn near_usage() -> impl Strategy<Value = String> {
+        let key = prop::sample::select(vec![
+            "prompt_tokens",
+            "completion_tokens",
+            "total_tokens",
+            "prompt_tokens_details",
+            "completion_tokens_details",
+            "cached_tokens",
+            "cache_write_tokens",
+            "reasoning_tokens",
+            "prompt_cache_hit_tokens",
+            "audio_tokens",
+            "input_tokens",
+            "output_tokens",
+            "cache_creation_input_tokens",
+            "cache_read_input_tokens",
+            "output_tokens_details",
+            "thinking_tokens",
+            "cache_creation",
+            "service_tier",
+            "promptTokenCount",
+            "candidatesTokenCount",
+            "cachedContentTokenCount",
+            "thoughtsTokenCount",
+            "toolUsePromptTokenCount",
+            "promptTokensDetails",
+            r"prompt_tok\u0065ns",
+            r"input_tokens\n",
+            "t\u{f6}kens",
+            "",
+        ]);
+        let scalar = prop::sample::select(vec![
+            "0",
+            "7",
+            "1234",
+            "9999999999999999999",
+            "18446744073709551615",
+            "18446744073709551616",
+            "01",
+            "-1",
+            "-0",
+            "1.5",
+            "1e3",
+            "2E2",
+            "null",
+            "true",
+            "false",
+            r#""standard""#,
+            r#""a\"b""#,
+            "\"\u{e9}\"",
+            "\"\u{1}\"",
+            "nul",
+            "--1",
+            "",
+        ])
+        .prop_map(str::to_string);
+        scalar.prop_recursive(5, 48, 6, move |inner| {
+            prop_oneof![
+                4 => prop::collection::vec(
+                    (key.clone(), inner.clone(), prop::sample::select(vec!["", " ", "\n  "])),
+                    0..6,
+                )
+                .prop_map(|members| {
+                    let body: Vec<String> = members
+                        .iter()
+                        .map(|(k, v, ws)| format!("{ws}\"{k}\"{ws}:{ws}{v}{ws}"))
+                        .collect();
+                    format!("{{{}}}", body.join(","))
+                }),
+                1 => prop::collection::vec(inner, 0..4).prop_map(|items| format!("[{}]", items.join(","))),
+                1 => Just(r#"{"a":1,}"#.to_string()),
+                1 => Just(r#"{"a" 1}"#.to_string()),
+            ]
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(4096))]
+
+        /// Accounting must not depend on which reader read the usage.
+        #[test]
+        fn the_scan_agrees_with_serde(
+            object in near_usage(),
+            tail in prop::sample::select(vec!["", "}", r#","x":1}"#, " \n"]),
+        ) {
+            let json = format!("{object}{tail}");
+            scan_agrees::<OpenAiUsage>(json.as_bytes())?;
+            scan_agrees::<AnthropicUsage>(json.as_bytes())?;
+            scan_agrees::<GeminiUsage>(json.as_bytes())?;
+        }
+    }
+
+    /// The usage objects providers write are read by the scan, not left to serde.
+    #[test]
+    fn the_scan_reads_the_usage_objects_providers_write() {
+        let openai = br#"{"prompt_tokens":5400,"completion_tokens":230,"total_tokens":5630,"prompt_tokens_details":{"cached_tokens":4096,"audio_tokens":0},"completion_tokens_details":{"reasoning_tokens":64,"audio_tokens":0,"accepted_prediction_tokens":0,"rejected_prediction_tokens":0}}"#;
+        let deepseek = br#"{"prompt_tokens": 12, "completion_tokens": 3, "total_tokens": 15, "prompt_cache_hit_tokens": 8, "prompt_cache_miss_tokens": 4}"#;
+        let kimi =
+            br#"{"prompt_tokens":12,"completion_tokens":3,"total_tokens":15,"cached_tokens":8}"#;
+        let anthropic = br#"{"input_tokens":2095,"cache_creation_input_tokens":0,"cache_read_input_tokens":1800,"cache_creation":{"ephemeral_5m_input_tokens":0,"ephemeral_1h_input_tokens":0},"output_tokens":503,"service_tier":"standard","server_tool_use":{"web_search_requests":0}}"#;
+        let gemini = br#"{"promptTokenCount":10,"candidatesTokenCount":5,"totalTokenCount":40,"cachedContentTokenCount":2,"promptTokensDetails":[{"modality":"TEXT","tokenCount":10}],"thoughtsTokenCount":25}"#;
+        let answered = |agreed: Result<bool, TestCaseError>| agreed.expect("agrees with serde");
+        assert!(answered(scan_agrees::<OpenAiUsage>(openai)));
+        assert!(answered(scan_agrees::<OpenAiUsage>(deepseek)));
+        assert!(answered(scan_agrees::<OpenAiUsage>(kimi)));
+        assert!(answered(scan_agrees::<AnthropicUsage>(anthropic)));
+        assert!(answered(scan_agrees::<GeminiUsage>(gemini)));
+        let body = format!(
+            r#"{{"id":"x","usage":{},"system_fingerprint":"fp"}}"#,
+            std::str::from_utf8(openai).unwrap()
+        );
+        let p = usage_patch_of_body(crate::Dialect::OpenAi, body.as_bytes()).unwrap();
+        assert_eq!(
+            (p.input, p.cache_read, p.output, p.reasoning),
+            (Some(1304), Some(4096), Some(230), Some(64))
+        );
+    }
 
     /// A usage object as its clients see it.
     fn wire(u: impl Serialize) -> Value {
