@@ -98,18 +98,22 @@ impl<'a> Scan<'a> {
                 }
                 None => self.skip_value(depth + 1)?,
             }
-            self.ws();
-            match self.peek()? {
-                b',' => {
-                    self.i += 1;
-                    self.ws();
-                }
-                b'}' => {
-                    self.i += 1;
-                    return Some(());
-                }
-                _ => return None,
+            if self.closed_after_member(b'}')? {
+                return Some(());
             }
+        }
+    }
+
+    /// After a member or an element: `,` (false: more follow) or `close` (true), else `None`.
+    fn closed_after_member(&mut self, close: u8) -> Option<bool> {
+        self.ws();
+        let c = self.peek()?;
+        self.i += 1;
+        if c == b',' {
+            self.ws();
+            Some(false)
+        } else {
+            (c == close).then_some(true)
         }
     }
 
@@ -203,17 +207,8 @@ impl<'a> Scan<'a> {
         }
         loop {
             self.skip_value(depth + 1)?;
-            self.ws();
-            match self.peek()? {
-                b',' => {
-                    self.i += 1;
-                    self.ws();
-                }
-                b']' => {
-                    self.i += 1;
-                    return Some(());
-                }
-                _ => return None,
+            if self.closed_after_member(b']')? {
+                return Some(());
             }
         }
     }
