@@ -68,12 +68,7 @@ impl<'a> Scan<'a> {
 
     /// An object; `fields`: where its members go (`None`: an object nobody reads).
     fn object(&mut self, fields: Option<&[(&'static [u8], Slot)]>, depth: usize) -> Option<()> {
-        if depth > MAX_DEPTH {
-            return None;
-        }
-        self.eat(b'{')?;
-        self.ws();
-        if self.eat(b'}').is_some() {
+        if self.opened_empty(b'{', b'}', depth)? {
             return Some(());
         }
         loop {
@@ -102,6 +97,16 @@ impl<'a> Scan<'a> {
                 return Some(());
             }
         }
+    }
+
+    /// The start of an object or an array, within `MAX_DEPTH`: true when it closes at once.
+    fn opened_empty(&mut self, open: u8, close: u8, depth: usize) -> Option<bool> {
+        if depth > MAX_DEPTH {
+            return None;
+        }
+        self.eat(open)?;
+        self.ws();
+        Some(self.eat(close).is_some())
     }
 
     /// After a member or an element: `,` (false: more follow) or `close` (true), else `None`.
@@ -197,12 +202,7 @@ impl<'a> Scan<'a> {
     }
 
     fn array(&mut self, depth: usize) -> Option<()> {
-        if depth > MAX_DEPTH {
-            return None;
-        }
-        self.eat(b'[')?;
-        self.ws();
-        if self.eat(b']').is_some() {
+        if self.opened_empty(b'[', b']', depth)? {
             return Some(());
         }
         loop {
