@@ -42,18 +42,16 @@ struct Observer {
 ///
 /// Of a 50-event stream only the last two or three carry a finish, usage or a terminator, yet
 /// parsing each event and searching it for each key was 40 % of a pass-through stream's
-/// instructions. So each burst is searched once for all keys ([`Triggers`]) and for its blank
-/// lines, and only the events holding a hit go through [`Observer::observe`]: the same answer,
-/// since every event `observe` acts on holds one of its dialect's keys.
+/// instructions. So each burst is searched once for all keys ([`Triggers`]), and only the events
+/// holding a hit go through [`Observer::observe`]: the same answer, since every event `observe`
+/// acts on holds one of its dialect's keys. Event boundaries are looked up only around those
+/// hits and at the burst's end (where the incomplete event starts): listing every line of every
+/// burst was a fifth of the scan.
 #[derive(Debug)]
 struct Scan {
     triggers: &'static Triggers,
     /// Hits (positions in `pending`) in the incomplete event, observed when it completes.
     waiting: Vec<usize>,
-    /// Ends of the events completed by the current burst (scratch, reused).
-    ends: Vec<usize>,
-    /// Start of the current line, in `pending`.
-    line_start: usize,
 }
 
 /// The keys that mark an event for [`Observer::observe`], searched in one pass: one search per
@@ -135,8 +133,6 @@ impl Passthrough {
             scan: Scan {
                 triggers: triggers(ctx.client),
                 waiting: Vec::new(),
-                ends: Vec::new(),
-                line_start: 0,
             },
             pending: Vec::new(),
             usage_unread: false,
@@ -148,14 +144,6 @@ impl Passthrough {
     /// where its incomplete last event starts, to be kept for the next burst.
     fn settle(&mut self, input: &[u8], old: usize, out: &mut Vec<u8>) -> usize {
         let scan = &mut self.scan;
-        for nl in memchr::memchr_iter(b'\n', &input[old..]) {
-            let nl = old + nl;
-            let line = &input[scan.line_start..nl];
-            if line.is_empty() || line == b"\r" {
-                scan.ends.push(nl + 1);
-            }
-            scan.line_start = nl + 1;
-        }
         // A key cut by the previous burst's end is searched again whole; one that ended before
         // `old` was found then.
         let t = scan.triggers;
@@ -168,10 +156,14 @@ impl Passthrough {
         });
         // In order: the keys do not overlap, so no new hit starts before an earlier one.
         debug_assert!(scan.waiting.is_sorted());
-        let done = scan.ends.last().copied().unwrap_or(0);
+        // `input[..old]` holds no event end: it was the incomplete event.
+        let done = memchr::memrchr_iter(b'\n', &input[old..])
+            .map(|nl| old + nl)
+            .find(|&nl| ends_event(input, nl))
+            .map_or(0, |nl| nl + 1);
         // Each event with a hit is observed once; in whole-events mode a dropped one is cut out.
         let (mut observed_to, mut forwarded_to) = (0, 0);
-        for i in 0..scan.waiting.len() {
+        for i in 0..self.scan.waiting.len() {
             let at = self.scan.waiting[i];
             if at >= done {
                 break;
@@ -179,9 +171,14 @@ impl Passthrough {
             if at < observed_to {
                 continue;
             }
-            let ends = &self.scan.ends;
-            let k = ends.partition_point(|&e| e <= at);
-            let (start, end) = (if k == 0 { 0 } else { ends[k - 1] }, ends[k]);
+            let start = memchr::memrchr_iter(b'\n', &input[observed_to..at])
+                .map(|nl| observed_to + nl)
+                .find(|&nl| ends_event(input, nl))
+                .map_or(observed_to, |nl| nl + 1);
+            let end = memchr::memchr_iter(b'\n', &input[at..done])
+                .map(|nl| at + nl)
+                .find(|&nl| ends_event(input, nl))
+                .map_or(done, |nl| nl + 1);
             observed_to = end;
             if self.obs.observe_block(&input[start..end]) && self.obs.whole_events {
                 out.extend_from_slice(&input[forwarded_to..start]);
@@ -191,14 +188,21 @@ impl Passthrough {
         if self.obs.whole_events {
             out.extend_from_slice(&input[forwarded_to..done]);
         }
-        let scan = &mut self.scan;
-        scan.waiting.retain_mut(|at| {
+        self.scan.waiting.retain_mut(|at| {
             *at = at.wrapping_sub(done);
             *at < input.len() - done
         });
-        scan.line_start -= done;
-        scan.ends.clear();
         done
+    }
+}
+
+/// Whether the line break at `input[nl]` ends a blank line (`\n` or `\r\n`), so an event;
+/// `input` starts with a line.
+fn ends_event(input: &[u8], nl: usize) -> bool {
+    match nl.checked_sub(1).map(|i| input[i]) {
+        None | Some(b'\n') => true,
+        Some(b'\r') => nl < 2 || input[nl - 2] == b'\n',
+        Some(_) => false,
     }
 }
 
