@@ -372,6 +372,22 @@ impl Response {
                         _ => Framing::Chunked(Chunk::Data(left)),
                     };
                 }
+                // The common end of a chunk's data, checked without a line search.
+                Framing::Chunked(Chunk::DataEnd) if rest.starts_with(b"\r\n") => {
+                    at += 2;
+                    self.framing = Framing::Chunked(Chunk::Size);
+                }
+                Framing::Chunked(Chunk::Size) => match size_line(rest) {
+                    Ok(Some((size, used))) => {
+                        at += used;
+                        self.framing = Framing::Chunked(match size {
+                            0 => Chunk::Trailers,
+                            n => Chunk::Data(n),
+                        });
+                    }
+                    Ok(None) => break Ok(()),
+                    Err(e) => break Err(e),
+                },
                 Framing::Chunked(state) => {
                     let (line, used) = match line_in(rest) {
                         Ok(Some(line)) => line,
@@ -379,11 +395,6 @@ impl Response {
                         Err(e) => break Err(e),
                     };
                     let next = match state {
-                        Chunk::Size => match chunk_size(line) {
-                            Ok(0) => Chunk::Trailers,
-                            Ok(n) => Chunk::Data(n),
-                            Err(e) => break Err(e),
-                        },
                         Chunk::DataEnd if line.is_empty() => Chunk::Size,
                         Chunk::DataEnd => {
                             break Err(H1Error::Malformed("chunk longer than its size"))
@@ -394,7 +405,7 @@ impl Response {
                             break Ok(());
                         }
                         Chunk::Trailers => Chunk::Trailers,
-                        Chunk::Data(_) => unreachable!("handled above"),
+                        Chunk::Size | Chunk::Data(_) => unreachable!("handled above"),
                     };
                     at += used;
                     self.framing = Framing::Chunked(next);
@@ -457,6 +468,23 @@ fn line_in(buf: &[u8]) -> Result<Option<(&[u8], usize)>, H1Error> {
     };
     let line = &buf[..end];
     Ok(Some((line.strip_suffix(b"\r").unwrap_or(line), end + 1)))
+}
+
+/// A chunk-size line at the start of `buf`: the size and the line's length with its break, or
+/// `None` while the line is incomplete. Plain hex digits and CRLF, what servers write, are read
+/// in place; any other line (extensions, blanks, a bare LF) goes through the line search.
+fn size_line(buf: &[u8]) -> Result<Option<(u64, usize)>, H1Error> {
+    let digits = buf.iter().take_while(|b| b.is_ascii_hexdigit()).count();
+    if (1..=15).contains(&digits) && buf[digits..].starts_with(b"\r\n") {
+        let size = buf[..digits].iter().fold(0u64, |n, &d| {
+            n * 16 + u64::from((d as char).to_digit(16).unwrap_or_default())
+        });
+        return Ok(Some((size, digits + 2)));
+    }
+    match line_in(buf)? {
+        Some((line, used)) => Ok(Some((chunk_size(line)?, used))),
+        None => Ok(None),
+    }
 }
 
 /// The size in a chunk-size line (hex, extensions after `;` ignored).
@@ -723,6 +751,13 @@ mod tests {
 
     #[test]
     fn chunk_sizes() {
+        assert_eq!(size_line(b"1A\r\nxy").unwrap(), Some((26, 4)));
+        assert_eq!(size_line(b"1A;ext=1\r\n").unwrap(), Some((26, 10)));
+        assert_eq!(size_line(b"1A\n").unwrap(), Some((26, 3)));
+        assert_eq!(size_line(b"1A").unwrap(), None);
+        assert_eq!(size_line(b"1A\r").unwrap(), None);
+        assert!(size_line(b"1G\r\n").is_err());
+        assert!(size_line(b"ffffffffffffffff\r\n").is_err());
         assert_eq!(chunk_size(b"1A").unwrap(), 26);
         assert_eq!(chunk_size(b"0 ; name=value").unwrap(), 0);
         assert!(chunk_size(b"").is_err());
