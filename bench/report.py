@@ -33,7 +33,7 @@ def load(path):
     return runs, idle, meta
 
 
-SUMMED = {"requests", "ok", "errors", "truncated", "stalled", "events"}
+SUMMED = {"requests", "ok", "errors", "truncated", "stalled", "events", "steal_ms"}
 MAXED = {"peak_rss_kb", "rss_kb", "peak_open"}
 
 
@@ -75,6 +75,8 @@ def aggregate(raw):
         cpu = [r.get("proxy_cpu_us_per_req") for r in rs if r.get("proxy_cpu_us_per_req") is not None]
         m["repeats"] = len(rs)
         m["proxy_cpu_us_per_req_range"] = [min(cpu), max(cpu)] if cpu else None
+        p99 = [g(r, "latency_us", "p99") for r in rs if g(r, "latency_us", "p99") is not None]
+        m["latency_p99_us_each"] = p99
         runs.append(m)
     return runs
 
@@ -189,8 +191,11 @@ def targets(runs, idle, meta):
                     "value": f"{ust(e50)} vs {ust(b50)}: {num(d, '{:+.0f}')} us",
                     "pass": None if d is None else d <= 20})
         e99, n99 = g(e, "latency_us", "p99"), g(n, "latency_us", "p99")
+        each = lambda r: "/".join(str(round(v)) for v in ((r or {}).get("latency_p99_us_each") or []))
+        steal = lambda r: num(g(r, "steal_ms"), "{:.0f}")
         res.append({"target": f"c=1 {s}: ezrouter latency p99 <= nginx p99",
-                    "value": f"{ust(e99)} vs {ust(n99)}",
+                    "value": f"{ust(e99)} vs {ust(n99)} (median of repeats; each: ezrouter {each(e)}, nginx {each(n)}; "
+                             f"VM steal during them: {steal(e)} / {steal(n)} ms)",
                     "pass": None if e99 is None or n99 is None else e99 <= n99})
     e, n, d = (find(runs, t, "slow", 256) for t in ("ezrouter", "nginx", "direct"))
     e99, n99, d99 = g(e, "ttfb_us", "p99"), g(n, "ttfb_us", "p99"), g(d, "ttfb_us", "p99")

@@ -27,7 +27,8 @@
 #                10,000 needs `ulimit -n` >= 20,200 (a proxy holds 2 fds per stream), else fewer
 # at concurrency 1, 64 and 256. Per run: req/s, latency p50/p99, stream TTFB p50/p99, inter-chunk
 # gap p99, CPU microseconds per request of the proxy process(es) and of the mock (utime+stime
-# deltas from /proc/PID/stat), peak RSS (VmHWM), errors, truncated and stalled streams. Idle RSS
+# deltas from /proc/PID/stat), peak RSS (VmHWM), errors, truncated and stalled streams, the VM's
+# steal time during the run (/proc/stat: the hypervisor ran something else). Idle RSS
 # is read once per proxy after start-up.
 #
 # Results: bench/results/<date>-<host>.{md,json} (and the table on stdout). KEEP_WORK=1 keeps the
@@ -202,6 +203,10 @@ cpu_ns() {
   echo "$sum"
 }
 
+# steal_ticks: time the hypervisor ran something else on this VM's CPUs (/proc/stat), all CPUs.
+# A c=1 p99 moves with the host's stalls: a run's steal says whether one hit it.
+steal_ticks() { awk '$1 == "cpu" {print $9; exit}' /proc/stat; }
+
 # mem_kb FIELD PID...: VmHWM / VmRSS summed, kB.
 mem_kb() {
   local field=$1 sum=0 pid v; shift
@@ -260,22 +265,23 @@ run_load() {
 # measure TARGET SCENARIO CONC [RAMP_MS]: warm up, then one measured run; appends a JSON record.
 measure() {
   local target=$1 scenario=$2 conc=$3 ramp=${4:-0}
-  local pids mock=${PID[$MOCK]} c0 c1 k0 k1 m0 m1 t0 t1 load secs=$DURATION
+  local pids mock=${PID[$MOCK]} c0 c1 k0 k1 m0 m1 s0 s1 t0 t1 load secs=$DURATION
   if [ "$target" = direct ]; then pids=(); else mapfile -t pids < <(pids_of "$target"); fi
   [ "$WARMUP" = 0 ] || run_load "$target" "$scenario" "$conc" "$WARMUP" "$ramp" >/dev/null || true
-  k0=$(cpu_ticks "${pids[@]}"); c0=$(cpu_ns "${pids[@]}"); m0=$(cpu_ns "$mock"); t0=$(date +%s.%N)
+  k0=$(cpu_ticks "${pids[@]}"); c0=$(cpu_ns "${pids[@]}"); m0=$(cpu_ns "$mock"); s0=$(steal_ticks); t0=$(date +%s.%N)
   load=$(run_load "$target" "$scenario" "$conc" "$secs" "$ramp") || load='{"requests":0,"errors":-1}'
-  k1=$(cpu_ticks "${pids[@]}"); c1=$(cpu_ns "${pids[@]}"); m1=$(cpu_ns "$mock"); t1=$(date +%s.%N)
+  k1=$(cpu_ticks "${pids[@]}"); c1=$(cpu_ns "${pids[@]}"); m1=$(cpu_ns "$mock"); s1=$(steal_ticks); t1=$(date +%s.%N)
   [ -n "$load" ] || load='{"requests":0,"errors":-1}'
   local hwm=0 rss=0
   if [ ${#pids[@]} -gt 0 ]; then hwm=$(mem_kb VmHWM "${pids[@]}"); rss=$(mem_kb VmRSS "${pids[@]}"); fi
   local rec
   rec=$(jq -c --arg t "$target" --arg s "$scenario" --argjson c "$conc" --argjson rep "${REP:-1}" \
     --argjson pc "$(( c1 - c0 ))" --argjson mc "$(( m1 - m0 ))" --argjson pk "$(( k1 - k0 ))" --argjson tck "$CLK_TCK" \
-    --argjson hwm "$hwm" --argjson rss "$rss" --arg t0 "$t0" --arg t1 "$t1" \
+    --argjson hwm "$hwm" --argjson rss "$rss" --arg t0 "$t0" --arg t1 "$t1" --argjson st "$(( s1 - s0 ))" \
     '{target:$t, scenario:$s, concurrency:$c, rep:$rep} + . + {
        wall_s: (($t1|tonumber) - ($t0|tonumber)),
        proxy_cpu_s: ($pc / 1e9), proxy_cpu_ticks_s: ($pk / $tck), mock_cpu_s: ($mc / 1e9),
+       steal_ms: ($st * 1000 / $tck),
        proxy_cpu_us_per_req: (if $t == "direct" or .requests == 0 then null else ($pc / 1e3 / .requests) end),
        mock_cpu_us_per_req: (if .requests == 0 then null else ($mc / 1e3 / .requests) end),
        peak_rss_kb: (if $t == "direct" then null else $hwm end), rss_kb: (if $t == "direct" then null else $rss end)}' <<<"$load")
