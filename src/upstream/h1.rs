@@ -475,11 +475,8 @@ fn line_in(buf: &[u8]) -> Result<Option<(&[u8], usize)>, H1Error> {
 /// in place; any other line (extensions, blanks, a bare LF) goes through the line search.
 fn size_line(buf: &[u8]) -> Result<Option<(u64, usize)>, H1Error> {
     let digits = buf.iter().take_while(|b| b.is_ascii_hexdigit()).count();
-    if (1..=15).contains(&digits) && buf[digits..].starts_with(b"\r\n") {
-        let size = buf[..digits].iter().fold(0u64, |n, &d| {
-            n * 16 + u64::from((d as char).to_digit(16).unwrap_or_default())
-        });
-        return Ok(Some((size, digits + 2)));
+    if buf[digits..].starts_with(b"\r\n") {
+        return Ok(Some((hex_size(&buf[..digits])?, digits + 2)));
     }
     match line_in(buf)? {
         Some((line, used)) => Ok(Some((chunk_size(line)?, used))),
@@ -489,11 +486,16 @@ fn size_line(buf: &[u8]) -> Result<Option<(u64, usize)>, H1Error> {
 
 /// The size in a chunk-size line (hex, extensions after `;` ignored).
 fn chunk_size(line: &[u8]) -> Result<u64, H1Error> {
-    let digits = line
-        .split(|&b| b == b';')
-        .next()
-        .unwrap_or_default()
-        .trim_ascii();
+    hex_size(
+        line.split(|&b| b == b';')
+            .next()
+            .unwrap_or_default()
+            .trim_ascii(),
+    )
+}
+
+/// A chunk size written in hex digits (at most 15: it fits a `u64`).
+fn hex_size(digits: &[u8]) -> Result<u64, H1Error> {
     if digits.is_empty() || digits.len() > 15 {
         return Err(H1Error::Malformed("invalid chunk size"));
     }

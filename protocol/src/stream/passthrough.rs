@@ -157,10 +157,7 @@ impl Passthrough {
         // In order: the keys do not overlap, so no new hit starts before an earlier one.
         debug_assert!(scan.waiting.is_sorted());
         // `input[..old]` holds no event end: it was the incomplete event.
-        let done = memchr::memrchr_iter(b'\n', &input[old..])
-            .map(|nl| old + nl)
-            .find(|&nl| ends_event(input, nl))
-            .map_or(0, |nl| nl + 1);
+        let done = last_event_end(input, old, input.len()).unwrap_or(0);
         // Each event with a hit is observed once; in whole-events mode a dropped one is cut out.
         let (mut observed_to, mut forwarded_to) = (0, 0);
         for i in 0..self.scan.waiting.len() {
@@ -171,10 +168,8 @@ impl Passthrough {
             if at < observed_to {
                 continue;
             }
-            let start = memchr::memrchr_iter(b'\n', &input[observed_to..at])
-                .map(|nl| observed_to + nl)
-                .find(|&nl| ends_event(input, nl))
-                .map_or(observed_to, |nl| nl + 1);
+            let start = last_event_end(input, observed_to, at).unwrap_or(observed_to);
+            // `done` ends an event, so one ends after `at` by then.
             let end = memchr::memchr_iter(b'\n', &input[at..done])
                 .map(|nl| at + nl)
                 .find(|&nl| ends_event(input, nl))
@@ -194,6 +189,14 @@ impl Passthrough {
         });
         done
     }
+}
+
+/// Where the last event ending within `input[from..to]` ends (just after its blank line).
+fn last_event_end(input: &[u8], from: usize, to: usize) -> Option<usize> {
+    memchr::memrchr_iter(b'\n', &input[from..to])
+        .map(|nl| from + nl)
+        .find(|&nl| ends_event(input, nl))
+        .map(|nl| nl + 1)
 }
 
 /// Whether the line break at `input[nl]` ends a blank line (`\n` or `\r\n`), so an event;
